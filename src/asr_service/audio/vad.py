@@ -1,0 +1,94 @@
+"""Speech spans from Silero VAD, merged into phrases and split to the model's maximum segment length.
+
+GLM-ASR has no timestamps, so these spans are the transcript's timeline. Silence and noise give no spans, which is
+how a silent call gets an empty transcript instead of invented words.
+"""
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from asr_service.audio.decode import SAMPLE_RATE
+
+_threads_before_import = torch.get_num_threads()
+import silero_vad  # noqa: E402  (sets torch's global thread count to 1 on import; undone below)
+
+torch.set_num_threads(_threads_before_import)
+
+
+@dataclass(frozen=True)
+class SpeechSpan:
+    start: int
+    """First sample (16 kHz)."""
+    end: int
+    """One past the last sample."""
+
+    @property
+    def start_seconds(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def end_seconds(self) -> float:
+        return self.end / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class VadParams:
+    threshold: float
+    min_speech_ms: int
+    min_silence_ms: int
+    speech_pad_ms: int
+    max_segment_seconds: float
+    merge_gap_seconds: float
+
+
+class SpeechDetector:
+    """Owns one Silero model. The model is stateful while it scans a file, so calls are serialised."""
+
+    def __init__(self, params: VadParams) -> None:
+        self._params = params
+        self._model = silero_vad.load_silero_vad(onnx=True)
+        self._lock = threading.Lock()
+
+    def detect_speech(self, samples: np.ndarray) -> list[SpeechSpan]:
+        p = self._params
+        if samples.size < 512:
+            return []
+        with self._lock:
+            raw = silero_vad.get_speech_timestamps(
+                torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
+                self._model,
+                threshold=p.threshold,
+                sampling_rate=SAMPLE_RATE,
+                min_speech_duration_ms=p.min_speech_ms,
+                min_silence_duration_ms=p.min_silence_ms,
+                speech_pad_ms=p.speech_pad_ms,
+                max_speech_duration_s=p.max_segment_seconds,
+            )
+        spans = [SpeechSpan(int(s["start"]), min(int(s["end"]), samples.size)) for s in raw]
+        max_samples = int(p.max_segment_seconds * SAMPLE_RATE)
+        merged = merge_spans(spans, int(p.merge_gap_seconds * SAMPLE_RATE), max_samples)
+        return [piece for span in merged for piece in split_span(span, max_samples)]
+
+
+def merge_spans(spans: list[SpeechSpan], max_gap: int, max_length: int) -> list[SpeechSpan]:
+    """Join neighbours separated by less than `max_gap` samples while the result stays within `max_length`."""
+    merged: list[SpeechSpan] = []
+    for span in spans:
+        if merged and span.start - merged[-1].end <= max_gap and span.end - merged[-1].start <= max_length:
+            merged[-1] = SpeechSpan(merged[-1].start, max(merged[-1].end, span.end))
+        else:
+            merged.append(span)
+    return merged
+
+
+def split_span(span: SpeechSpan, max_length: int) -> list[SpeechSpan]:
+    """Cut a span longer than `max_length` into equal pieces (Silero already prefers cuts at pauses)."""
+    length = span.end - span.start
+    if length <= max_length:
+        return [span]
+    pieces = -(-length // max_length)
+    bounds = np.linspace(span.start, span.end, pieces + 1).round().astype(int)
+    return [SpeechSpan(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

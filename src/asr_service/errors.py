@@ -1,0 +1,121 @@
+"""Domain errors and the one place they become HTTP responses.
+
+Code raises these where the problem is found (`raise AudioDecodeError(...) from e`); only the handlers here know
+about status codes, so every route answers `{"error": {"code", "message"}}` with a stable code.
+"""
+
+import logging
+from typing import ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class AsrError(Exception):
+    """Base of every error a client may see."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class InvalidRequestError(AsrError):
+    status = 400
+    code = "invalid_request"
+
+
+class InvalidParameterError(InvalidRequestError):
+    status = 422
+
+
+class UnsupportedMediaTypeError(InvalidRequestError):
+    status = 415
+
+
+class PayloadTooLargeError(AsrError):
+    status = 413
+    code = "payload_too_large"
+
+
+class AudioDecodeError(AsrError):
+    """The bytes are not audio we can decode (not a media file, no audio stream, corrupt samples)."""
+
+    status = 415
+    code = "unsupported_audio"
+
+
+class AudioTooLongError(AsrError):
+    status = 413
+    code = "audio_too_long"
+
+
+class EmptyAudioError(AsrError):
+    status = 422
+    code = "empty_audio"
+
+
+class OverloadedError(AsrError):
+    status = 503
+    code = "overloaded"
+
+
+class NotReadyError(AsrError):
+    """The model is not loaded or the worker has stopped."""
+
+    status = 503
+    code = "not_ready"
+
+
+class RequestTimeoutError(AsrError):
+    status = 504
+    code = "timeout"
+
+
+class InferenceError(AsrError):
+    """The model failed on this input even when run alone."""
+
+    status = 500
+    code = "internal_error"
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+_HTTP_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 429: "rate_limited"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AsrError)
+    async def handle_asr_error(_: Request, exc: AsrError) -> JSONResponse:
+        if exc.status >= 500:
+            logger.error("%s: %s", exc.code, exc.message)
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def handle_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}"
+            for err in exc.errors()
+        )
+        return JSONResponse(error_body("invalid_request", details), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def handle_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_STATUS_CODES.get(exc.status_code, "invalid_request")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def handle_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error")
+        return JSONResponse(error_body("internal_error", "internal error; see the service log"), status_code=500)
