@@ -56,9 +56,10 @@ class SpeechDetector:
         p = self._params
         if samples.size < 512:
             return []
+        levelled = level_for_vad(samples)
         with self._lock:
             raw = silero_vad.get_speech_timestamps(
-                torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
+                torch.from_numpy(levelled),
                 self._model,
                 threshold=p.threshold,
                 sampling_rate=SAMPLE_RATE,
@@ -71,6 +72,30 @@ class SpeechDetector:
         max_samples = int(p.max_segment_seconds * SAMPLE_RATE)
         merged = merge_spans(spans, int(p.merge_gap_seconds * SAMPLE_RATE), max_samples)
         return [piece for span in merged for piece in split_span(span, max_samples)]
+
+
+LEVEL_BLOCK_SECONDS = 10.0
+LEVEL_TARGET_PEAK = 0.5
+LEVEL_MAX_GAIN = 100.0
+"""At most +40 dB: whispered speech at -40 dBFS becomes audible to Silero; line hiss stays hiss."""
+LEVEL_SILENCE_PEAK = 1e-4
+"""Blocks quieter than -80 dBFS are digital silence and are left alone."""
+
+
+def level_for_vad(samples: np.ndarray) -> np.ndarray:
+    """A copy of the audio with each 10 s block scaled towards a common peak.
+
+    Silero misses quiet speech (GLM-ASR's strength: callers far from the phone, low-gain lines); the model itself
+    still hears the original samples.
+    """
+    out = np.array(samples, dtype=np.float32, copy=True)
+    block = int(LEVEL_BLOCK_SECONDS * SAMPLE_RATE)
+    for start in range(0, out.size, block):
+        part = out[start : start + block]
+        peak = float(np.abs(part).max())
+        if peak > LEVEL_SILENCE_PEAK:
+            part *= min(LEVEL_MAX_GAIN, max(1.0, LEVEL_TARGET_PEAK / peak))
+    return out
 
 
 def merge_spans(spans: list[SpeechSpan], max_gap: int, max_length: int) -> list[SpeechSpan]:

@@ -1,0 +1,44 @@
+"""GET /metrics in the Prometheus text format, and the middleware that counts requests by status."""
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asr_service.deps import BatcherDep, MetricsDep
+
+router = APIRouter(tags=["health"])
+
+COUNTED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/healthz", "/readyz", "/metrics"})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(registry: MetricsDep, batcher: BatcherDep) -> Response:
+    registry.queue_depth.set(batcher.depth)
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI (not BaseHTTPMiddleware), so it never interferes with disconnect detection or streaming."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            service_metrics = scope.get("state", {}).get("metrics")
+            if service_metrics is not None:
+                route = scope["path"] if scope["path"] in COUNTED_ROUTES else "other"
+                service_metrics.requests.labels(route, str(status)).inc()

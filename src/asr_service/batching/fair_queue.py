@@ -1,0 +1,57 @@
+"""The segment queue: FIFO within a request, round-robin across requests.
+
+A plain FIFO would put a 5-second call behind every segment of a 45-minute call queued before it; taking one
+segment from each waiting request in turn bounds the short call's wait to a few batches.
+"""
+
+import asyncio
+from collections import OrderedDict, deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class FairQueue(Generic[T]):
+    def __init__(self) -> None:
+        self._by_request: OrderedDict[str, deque[T]] = OrderedDict()
+        self._size = 0
+        self._not_empty = asyncio.Event()
+
+    def __len__(self) -> int:
+        return self._size
+
+    def put_all(self, request_id: str, items: list[T]) -> None:
+        if not items:
+            return
+        self._by_request.setdefault(request_id, deque()).extend(items)
+        self._size += len(items)
+        self._not_empty.set()
+
+    def get_nowait(self) -> T | None:
+        """The next item of the request whose turn it is, or None when empty."""
+        if not self._by_request:
+            return None
+        request_id, items = next(iter(self._by_request.items()))
+        item = items.popleft()
+        del self._by_request[request_id]
+        if items:
+            self._by_request[request_id] = items  # re-inserted last: its next segment waits its turn
+        self._size -= 1
+        if not self._size:
+            self._not_empty.clear()
+        return item
+
+    async def get(self) -> T:
+        while (item := self.get_nowait()) is None:
+            await self._not_empty.wait()
+        return item
+
+    async def wait_not_empty(self) -> None:
+        await self._not_empty.wait()
+
+    def drain(self) -> list[T]:
+        items = [item for queue in self._by_request.values() for item in queue]
+        self._by_request.clear()
+        self._size = 0
+        self._not_empty.clear()
+        return items

@@ -1,0 +1,39 @@
+"""Typed dependencies: the long-lived objects the lifespan created, handed to routes."""
+
+from typing import Annotated, TypedDict
+
+from fastapi import Depends, Request
+
+from asr_service.batching import Batcher
+from asr_service.config import Settings
+from asr_service.metrics import ServiceMetrics
+from asr_service.transcription import Transcriber
+
+
+class AppState(TypedDict):
+    settings: Settings
+    metrics: ServiceMetrics
+    batcher: Batcher
+    transcriber: Transcriber
+
+
+def get_settings(request: Request) -> Settings:
+    return request.state.settings
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.state.metrics
+
+
+def get_batcher(request: Request) -> Batcher:
+    return request.state.batcher
+
+
+def get_transcriber(request: Request) -> Transcriber:
+    return request.state.transcriber
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+BatcherDep = Annotated[Batcher, Depends(get_batcher)]
+TranscriberDep = Annotated[Transcriber, Depends(get_transcriber)]

@@ -1,0 +1,30 @@
+"""Language of a piece of transcript text, for an engine (GLM-ASR) that has no language token."""
+
+import re
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_CANTONESE = re.compile(r"[嘅咗啲唔冇喺嘢佢哋咁乜嚟俾睇揾攞]")
+"""Characters written in Cantonese but (almost) never in Mandarin."""
+
+
+def guess_language(text: str) -> str | None:
+    cjk = len(_CJK.findall(text))
+    latin_words = len(re.findall(r"[A-Za-z]+", text))
+    if cjk == 0 and latin_words == 0:
+        return None
+    if cjk >= latin_words:
+        return "yue" if _CANTONESE.search(text) else "zh"
+    return "en"
+
+
+def join_texts(parts: list[str]) -> str:
+    """Join segment texts with a space, except next to Chinese characters or punctuation (Chinese uses none)."""
+    joined = ""
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if joined and not (_CJK.match(joined[-1]) or _CJK.match(part[0]) or joined[-1] in "，。？！、"):
+            joined += " "
+        joined += part
+    return joined
