@@ -89,14 +89,18 @@ class Settings(BaseSettings):
     """A request whose segments are not all transcribed by then gets 504 `timeout` (its leftovers are dropped)."""
 
     tokens_per_second: float = Field(default=16.0, gt=0)
-    """Output token budget per second of segment audio (fast Chinese speech is ~6 characters/s, up to 2 tokens each in Whisper's byte-level vocabulary), so long speech is never cut
-    by a fixed limit and a looping decoder stops early."""
+    """Output token budget per second of segment audio, so long speech is never cut by a fixed limit and a looping
+    decoder stops early (fast Chinese speech is ~6 characters/s, up to 2 tokens each in Whisper's vocabulary)."""
 
     min_new_tokens: int = Field(default=16, ge=1)
     """Token budget floor for very short segments."""
 
     beam_size: int = Field(default=1, ge=1, le=10)
     """Beam width for the whisper engine (GLM-ASR always decodes greedily)."""
+
+    chinese_script: Literal["simplified", "traditional", "as_recognised"] = "simplified"
+    """Script of Chinese text in transcripts. Mainland hotlines read simplified characters; whisper-base often
+    writes traditional ones."""
 
     log_level: str = "INFO"
     """Python logging level."""

@@ -1,6 +1,9 @@
 """Language of a piece of transcript text, for an engine (GLM-ASR) that has no language token."""
 
 import re
+from typing import Literal
+
+import opencc
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -28,3 +31,18 @@ def join_texts(parts: list[str]) -> str:
             joined += " "
         joined += part
     return joined
+
+
+class ChineseScript:
+    """Converts Chinese text to one script (OpenCC), so call-takers read one writing system whatever the model."""
+
+    _CONFIGS = {"simplified": "t2s", "traditional": "s2t"}
+
+    def __init__(self, script: Literal["simplified", "traditional", "as_recognised"]) -> None:
+        config = self._CONFIGS.get(script)
+        self._converter = opencc.OpenCC(config) if config else None
+
+    def convert(self, text: str) -> str:
+        if self._converter is None or not _CJK.search(text):
+            return text
+        return self._converter.convert(text)

@@ -15,7 +15,7 @@ from asr_service.batching import Batcher, SegmentOutcome
 from asr_service.config import Settings
 from asr_service.engines.base import Chunk
 from asr_service.errors import EmptyAudioError, RequestTimeoutError
-from asr_service.language import guess_language, join_texts
+from asr_service.language import ChineseScript, guess_language, join_texts
 from asr_service.metrics import ServiceMetrics
 from asr_service.schemas import Segment, Timing, TranscriptionOptions, TranscriptionResponse
 
@@ -45,6 +45,7 @@ class Transcriber:
         self._detector = detector
         self._batcher = batcher
         self._metrics = metrics
+        self._script = ChineseScript(settings.chinese_script)
 
     @property
     def model_name(self) -> str:
@@ -76,7 +77,7 @@ class Transcriber:
         outcomes = await self._await_all(request_id, chunks, client_gone) if chunks else []
         wait_ms = _ms_since(queued)
         inference_ms = round(sum({o.batch_id: o.batch_ms for o in outcomes}.values()), 1)
-        segments = _segments(spans, outcomes)
+        segments = _segments(spans, outcomes, self._script)
         logger.info(
             "request %s: %.1f s audio, %d segments, %.0f ms", request_id, audio.duration, len(segments), _ms_since(started)
         )
@@ -123,17 +124,18 @@ def _ms_since(mark: float) -> float:
     return round((time.perf_counter() - mark) * 1000, 1)
 
 
-def _segments(spans: list[SpeechSpan], outcomes: list[SegmentOutcome]) -> list[Segment]:
+def _segments(spans: list[SpeechSpan], outcomes: list[SegmentOutcome], script: ChineseScript) -> list[Segment]:
     segments: list[Segment] = []
     for span, outcome in zip(spans, outcomes, strict=True):
-        if not outcome.result.text:
+        text = script.convert(outcome.result.text)
+        if not text:
             continue  # speech-like noise the model heard no words in
         segments.append(
             Segment(
                 id=len(segments),
                 start=round(span.start / SAMPLE_RATE, 3),
                 end=round(span.end / SAMPLE_RATE, 3),
-                text=outcome.result.text,
+                text=text,
                 confidence=outcome.result.confidence,
             )
         )

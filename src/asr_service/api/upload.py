@@ -9,7 +9,8 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from fastapi import Request, UploadFile
+from fastapi import Request
+from starlette.datastructures import UploadFile
 from pydantic import ValidationError
 from starlette.formparsers import MultiPartException, MultiPartParser
 

@@ -83,16 +83,17 @@ def decode_audio(data: bytes, max_seconds: float) -> DecodedAudio:
         channels = stream.codec_context.channels or 1
         expected = int((container.duration or 0) / av.time_base * SAMPLE_RATE * 1.01)
         buffer = _SampleBuffer(channels, min(expected, max_samples + SAMPLE_RATE))
-        resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=SAMPLE_RATE)
+        # Packed float, de-interleaved in numpy: PyAV's planar to_ndarray() crashes the process on 8+ channels.
+        resampler = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=SAMPLE_RATE)
         try:
             for frame in container.decode(stream):
                 frame.pts = None  # resample by sample count; broken timestamps must not drop or insert audio
                 for out in resampler.resample(frame):
-                    buffer.append(out.to_ndarray())
+                    buffer.append(_deinterleave(out))
                 if buffer.length > max_samples:
                     raise AudioTooLongError(_too_long_message(buffer.length / SAMPLE_RATE, max_seconds))
             for out in resampler.resample(None):
-                buffer.append(out.to_ndarray())
+                buffer.append(_deinterleave(out))
         except av.FFmpegError as e:
             if buffer.length == 0:
                 raise AudioDecodeError(f"the audio could not be decoded: {e}") from e
@@ -108,6 +109,11 @@ def decode_audio(data: bytes, max_seconds: float) -> DecodedAudio:
             source_sample_rate=int(stream.codec_context.sample_rate or SAMPLE_RATE),
             source_format=container.format.name,
         )
+
+
+def _deinterleave(frame: av.AudioFrame) -> np.ndarray:
+    channels = frame.layout.nb_channels
+    return frame.to_ndarray().reshape(-1, channels).T
 
 
 def _too_long_message(seconds: float, max_seconds: float) -> str:

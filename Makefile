@@ -1,0 +1,30 @@
+# Everything a fresh machine needs: `make run` (service on the embedded model) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench tiny-model clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/asr-service serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+tiny-model: install
+	$(BIN)/python scripts/make_tiny_glmasr.py .cache/tiny-glmasr
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

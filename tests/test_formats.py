@@ -1,0 +1,36 @@
+"""Every supported format, encoded at test time from a shared clip, transcribed through the real service."""
+
+import base64
+
+import httpx
+import pytest
+
+from audio_factory import FORMATS, Format, clip_samples, encode
+
+JFK_WORDS = ("country", "americans")
+
+
+@pytest.fixture(scope="module")
+def jfk() -> object:
+    return clip_samples("en_jfk.flac")
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
+async def test_each_format_is_transcribed(whisper: httpx.AsyncClient, jfk: object, fmt: Format) -> None:
+    data = encode(jfk, fmt)
+    response = await whisper.post("/asr", files={"file": (f"call.{fmt.container}", data)}, data={"language": "en"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert abs(body["duration"] - 11.0) < 0.1
+    text = body["text"].lower()
+    assert all(word in text for word in JFK_WORDS), text
+
+
+async def test_json_base64_and_data_url_give_the_same_transcript(whisper: httpx.AsyncClient, jfk: object) -> None:
+    data = encode(jfk, FORMATS[0])
+    multipart = await whisper.post("/asr", files={"file": ("a.wav", data)})
+    plain = await whisper.post("/asr", json={"audio": base64.b64encode(data).decode()})
+    data_url = await whisper.post("/asr", json={"audio": "data:audio/wav;base64," + base64.b64encode(data).decode()})
+    assert multipart.status_code == plain.status_code == data_url.status_code == 200
+    assert multipart.json()["text"] == plain.json()["text"] == data_url.json()["text"]
+    assert multipart.json()["language"] == "en"
