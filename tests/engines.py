@@ -1,0 +1,42 @@
+"""Wrappers around a real engine for what cannot be provoked on demand: a poisoned input, a GPU stall."""
+
+import threading
+
+import numpy as np
+
+from asr_service.engines.base import AsrEngine, Chunk, ChunkResult
+
+POISON_PEAK = 0.999
+"""Audio clipped at full scale is this wrapper's 'poisoned input'."""
+
+
+class PoisonedEngine:
+    """Fails any batch that contains a full-scale-clipped chunk, as a model can fail on one malformed input."""
+
+    def __init__(self, inner: AsrEngine) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.batch_sizes: list[int] = []
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        self.batch_sizes.append(len(chunks))
+        if any(float(np.abs(chunk.audio).max()) >= POISON_PEAK for chunk in chunks):
+            raise ValueError("poisoned input")
+        return self.inner.transcribe_batch(chunks)
+
+
+class GatedEngine:
+    """Holds every batch until the test opens the gate: a slow GPU, on demand."""
+
+    def __init__(self, inner: AsrEngine) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.seen: list[int] = []
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        self.entered.set()
+        self.gate.wait(timeout=60)
+        self.seen.extend(chunk.audio.size for chunk in chunks)
+        return self.inner.transcribe_batch(chunks)

@@ -1,0 +1,111 @@
+"""Hostile and broken uploads: each gets its status and stable error code, and the service stays ready."""
+
+import base64
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import pytest
+
+from audio_factory import FORMATS, clip_samples, encode, float_wav_bytes, wav_bytes
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 64
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    status: int
+    code: str | None
+    files: dict[str, tuple[str, bytes]] | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    json: object = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def mp3() -> bytes:
+    return encode(clip_samples("en_speechbrain_example1.wav"), FORMATS[3])
+
+
+def speech_wav() -> bytes:
+    return wav_bytes(clip_samples("en_speechbrain_example1.wav"))
+
+
+def file(data: bytes, name: str = "call.wav") -> dict[str, tuple[str, bytes]]:
+    return {"file": (name, data)}
+
+
+rng = np.random.default_rng(0)
+CASES = [
+    Case("empty body, no content type", 415, "invalid_request", content=b""),
+    Case("empty JSON body", 400, "invalid_request", content=b"", headers={"content-type": "application/json"}),
+    Case("empty file", 422, "empty_audio", files=file(b"")),
+    Case("random bytes", 415, "unsupported_audio", files=file(rng.bytes(4096))),
+    Case("truncated MP3 header", 415, "unsupported_audio", files=file(mp3()[:200], "call.mp3")),
+    Case("text file", 415, "unsupported_audio", files=file(b"hello, this is not audio\n" * 40, "notes.txt")),
+    Case("invalid base64", 422, "invalid_request", json={"audio": "!!!not base64!!!"}),
+    Case("data URL of a PNG", 415, "unsupported_audio", json={"audio": "data:image/png;base64," + base64.b64encode(PNG).decode()}),
+    Case("PNG bytes as a file", 415, "unsupported_audio", files=file(PNG, "photo.png")),
+    Case("both forms at once", 400, "invalid_request", files=file(b"RIFF"), data={"audio": "UklGRg=="}),
+    Case("unknown language (form)", 422, "invalid_request", files=file(b"RIFF"), data={"language": "fr"}),
+    Case("unknown language (JSON)", 422, "invalid_request", json={"audio": "UklGRg==", "language": "klingon"}),
+    Case("over-size upload", 413, "payload_too_large", files=file(rng.bytes(2 * 1024 * 1024))),
+    Case("over-size JSON", 413, "payload_too_large", json={"audio": base64.b64encode(rng.bytes(2 * 1024 * 1024)).decode()}),
+    Case("over-long audio", 413, "audio_too_long", files=file(wav_bytes(np.zeros((1, 25 * 8000)), rate=8000))),
+    Case("0-sample WAV", 422, "empty_audio", files=file(wav_bytes(np.zeros((1, 0))))),
+    Case("NaN samples", 415, "unsupported_audio", files=file(float_wav_bytes(np.full(16000, np.nan, np.float32)))),
+    Case("1 ms of audio", 422, "empty_audio", files=file(wav_bytes(np.zeros((1, 16))))),
+    Case("8 channels", 200, None, files=file(wav_bytes(np.repeat(clip_samples("en_speechbrain_example1.wav"), 8, 0)))),
+    Case("192 kHz", 200, None, files=file(wav_bytes(np.repeat(clip_samples("en_speechbrain_example1.wav"), 12, 1)[:, : 2 * 192_000], rate=192_000))),
+    Case("missing file field", 422, "invalid_request", data={"language": "zh"}, files={"other": ("x.wav", b"RIFF")}),
+    Case("file sent as a text field", 422, "invalid_request", data={"file": "call.wav"}, files={"other": ("x", b"x")}),
+    Case("malformed JSON", 400, "invalid_request", content=b'{"audio": ', headers={"content-type": "application/json"}),
+    Case("JSON without audio", 422, "invalid_request", json={"language": "zh"}),
+    Case("JSON with a non-string audio", 422, "invalid_request", json={"audio": 12345}),
+    Case("plain text body", 415, "invalid_request", content=b"hello", headers={"content-type": "text/plain"}),
+    Case("malformed multipart", 422, "invalid_request", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+async def test_bad_input_gets_its_status_and_code(limited: httpx.AsyncClient, case: Case) -> None:
+    response = await limited.post(
+        "/asr", files=case.files, data=case.data or None, json=case.json, content=case.content, headers=case.headers
+    )
+    assert response.status_code == case.status, response.text
+    body = response.json()
+    if case.code is None:
+        assert body["duration"] > 0 and isinstance(body["segments"], list)
+    else:
+        assert body["error"]["code"] == case.code
+        assert body["error"]["message"]
+    assert (await limited.get("/readyz")).status_code == 200
+
+
+async def test_a_truncated_recording_keeps_what_was_recorded(whisper: httpx.AsyncClient) -> None:
+    data = encode(clip_samples("en_jfk.flac"), FORMATS[3])
+    response = await whisper.post("/asr", files=file(data[: len(data) // 2], "cut.mp3"), data={"language": "en"})
+    assert response.status_code == 200, response.text
+    assert 4.5 < response.json()["duration"] < 6.5
+    assert "americans" in response.json()["text"].lower()
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [np.zeros(16000 * 5), rng.normal(0, 0.01, 16000 * 5), rng.normal(0, 0.3, 16000 * 5)],
+    ids=["digital silence", "line hiss", "loud white noise"],
+)
+async def test_silence_and_noise_give_no_words(whisper: httpx.AsyncClient, noise: np.ndarray) -> None:
+    response = await whisper.post("/asr", files=file(wav_bytes(noise.reshape(1, -1).astype(np.float32))))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["text"] == "" and body["segments"] == [] and body["confidence"] is None
+    assert body["duration"] == 5.0
+
+
+async def test_unknown_routes_and_methods_answer_json(limited: httpx.AsyncClient) -> None:
+    missing = await limited.get("/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong = await limited.get("/asr")
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
