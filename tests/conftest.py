@@ -1,21 +1,15 @@
 """Shared fixtures: the tiny GLM-ASR checkpoint, real uvicorn servers around the real app, HTTP clients."""
 
-import contextlib
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from asr_service.app import create_app
 from asr_service.config import Settings
-from asr_service.engines.base import AsrEngine
+from asr_service.server import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,42 +27,20 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("asr-cache")
 
 
-@contextlib.contextmanager
-def running_service(settings: Settings, engine: AsrEngine | None = None) -> Iterator[str]:
-    """The real app in a real uvicorn server on a free loopback port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 300
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the service did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
-
-
 def tiny_settings(model_dir: Path, cache: Path, **overrides: object) -> Settings:
     return Settings(model=str(model_dir), dtype="float32", cache_dir=cache, **overrides)
 
 
 @pytest.fixture(scope="session")
 def whisper_url(model_cache: Path) -> Iterator[str]:
-    with running_service(Settings(model="whisper-base", cache_dir=model_cache)) as url:
+    with serve_in_thread(Settings(model="whisper-base", cache_dir=model_cache)) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def glm_url(tiny_glmasr_dir: Path, model_cache: Path) -> Iterator[str]:
     settings = tiny_settings(tiny_glmasr_dir, model_cache, max_wait_ms=300, max_batch_size=8)
-    with running_service(settings) as url:
+    with serve_in_thread(settings) as url:
         yield url
 
 
@@ -76,7 +48,7 @@ def glm_url(tiny_glmasr_dir: Path, model_cache: Path) -> Iterator[str]:
 def limits_url(tiny_glmasr_dir: Path, model_cache: Path) -> Iterator[str]:
     """Small limits, so over-size and over-long inputs stay small."""
     settings = tiny_settings(tiny_glmasr_dir, model_cache, max_upload_mb=1, max_audio_seconds=20)
-    with running_service(settings) as url:
+    with serve_in_thread(settings) as url:
         yield url
 
 

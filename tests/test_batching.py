@@ -13,7 +13,8 @@ import torch
 from asr_service.engines.base import TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
 from audio_factory import clip_samples, manifest, wav_bytes
-from conftest import running_service, tiny_settings
+from asr_service.server import serve_in_thread
+from conftest import tiny_settings
 from engines import POISON_PEAK, GatedEngine, PoisonedEngine
 
 EIGHT_CLIPS = [clip.file for clip in manifest() if clip.channels == 1][:8]
@@ -61,7 +62,7 @@ async def test_one_poisoned_request_fails_alone(tiny_glmasr_dir: Path, model_cac
     poisoned = clip_samples(EIGHT_CLIPS[4])
     poisoned = np.clip(poisoned / np.abs(poisoned).max() * 4, -1, 1)  # clipped at full scale
     assert np.abs(poisoned).max() >= POISON_PEAK
-    with running_service(settings, engine) as url:
+    with serve_in_thread(settings, engine) as url:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             solo = [(await post_file(client, wav_bytes(s))).json()["text"] for s in clean]
             responses = await asyncio.gather(*(post_file(client, wav_bytes(s)) for s in [*clean, poisoned]))
@@ -79,7 +80,7 @@ async def test_a_busy_worker_leaves_probes_responsive_and_sheds_load(
     engine = GatedEngine(tiny_engine)
     settings = tiny_settings(tiny_glmasr_dir, model_cache, queue_size=1, max_batch_size=1, retry_after_seconds=7)
     speech = wav_bytes(clip_samples("zh_firered_IT0011W0001.wav"))
-    with running_service(settings, engine) as url:
+    with serve_in_thread(settings, engine) as url:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             first = asyncio.create_task(post_file(client, speech))
             await asyncio.to_thread(engine.entered.wait, 30)  # the model is now busy
@@ -107,7 +108,7 @@ async def test_requests_of_clients_that_left_never_reach_the_model(
     settings = tiny_settings(tiny_glmasr_dir, model_cache, max_batch_size=1)
     busy = clip_samples("zh_firered_IT0011W0001.wav")
     leaving = clip_samples("en_speechbrain_example1.wav")
-    with running_service(settings, engine) as url:
+    with serve_in_thread(settings, engine) as url:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             first = asyncio.create_task(post_file(client, wav_bytes(busy)))
             await asyncio.to_thread(engine.entered.wait, 30)
@@ -129,7 +130,7 @@ async def test_a_request_slower_than_the_timeout_gets_504(
 ) -> None:
     engine = GatedEngine(tiny_engine)
     settings = tiny_settings(tiny_glmasr_dir, model_cache, request_timeout_seconds=1)
-    with running_service(settings, engine) as url:
+    with serve_in_thread(settings, engine) as url:
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
             response = await post_file(client, wav_bytes(clip_samples("zh_firered_IT0011W0001.wav")))
             engine.gate.set()

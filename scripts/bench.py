@@ -1,0 +1,89 @@
+"""Throughput benchmark: `make bench` (settings from ASR_* variables, e.g. ASR_MODEL).
+
+Sends N concurrent requests over HTTP to the real service, once with batches of up to 8 and once with batches of 1,
+then runs the engine directly on the same segments. Prints audio-seconds per wall-second and the ratios.
+"""
+
+import argparse
+import asyncio
+import csv
+import os
+import time
+from pathlib import Path
+
+import httpx
+
+from asr_service.audio.decode import decode_audio
+from asr_service.audio.vad import SpeechDetector
+from asr_service.config import Settings
+from asr_service.engines.base import Chunk
+from asr_service.engines.loader import load_engine
+from asr_service.server import serve_in_thread
+from asr_service.transcription import vad_params
+
+AUDIO_DIR = Path(os.environ.get("ASR_TEST_AUDIO_DIR", Path(__file__).resolve().parents[2] / "shared" / "audio"))
+
+
+def mono_clips() -> list[Path]:
+    with open(AUDIO_DIR / "manifest.tsv", encoding="utf-8") as f:
+        return [AUDIO_DIR / row["file"] for row in csv.DictReader(f, delimiter="\t") if row["channels"] == "1"]
+
+
+async def http_throughput(url: str, files: list[bytes], concurrency: int) -> tuple[float, float]:
+    """Returns (audio seconds, wall seconds) for all files sent with `concurrency` in flight."""
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=3600) as client:
+        await client.post("/asr", files={"file": ("warmup", files[0])})
+
+        async def one(data: bytes) -> float:
+            async with limit:
+                response = await client.post("/asr", files={"file": ("call", data)})
+                response.raise_for_status()
+                return response.json()["duration"]
+
+        started = time.perf_counter()
+        durations = await asyncio.gather(*(one(data) for data in files))
+        return sum(durations), time.perf_counter() - started
+
+
+def direct_throughput(settings: Settings, files: list[bytes]) -> tuple[float, float]:
+    """The engine alone on the same segments, in batches of max_batch_size: the ceiling HTTP serving can reach."""
+    engine = load_engine(settings)
+    detector = SpeechDetector(vad_params(settings))
+    audio_seconds, chunks = 0.0, []
+    for data in files:
+        audio = decode_audio(data, settings.max_audio_seconds)
+        audio_seconds += audio.duration
+        mono = audio.mono()
+        chunks += [Chunk(mono[s.start : s.end]) for s in detector.detect_speech(mono)]
+    engine.transcribe_batch(chunks[:1])
+    started = time.perf_counter()
+    for i in range(0, len(chunks), settings.max_batch_size):
+        engine.transcribe_batch(chunks[i : i + settings.max_batch_size])
+    return audio_seconds, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=24, help="requests per run")
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    clips = mono_clips()
+    files = [clips[i % len(clips)].read_bytes() for i in range(args.requests)]
+    rates: dict[str, float] = {}
+    for batch_size in (8, 1):
+        settings = Settings(max_batch_size=batch_size)
+        with serve_in_thread(settings) as url:
+            audio, wall = asyncio.run(http_throughput(url, files, args.concurrency))
+        rates[f"http batch={batch_size}"] = audio / wall
+        print(f"HTTP, max_batch_size={batch_size}: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time")
+    audio, wall = direct_throughput(Settings(max_batch_size=8), files)
+    rates["direct batch=8"] = audio / wall
+    print(f"direct engine, batches of 8: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time")
+    print(f"model: {Settings().model}; requests {args.requests}, concurrency {args.concurrency}")
+    print(f"ratio batch 8 / batch 1 (HTTP): {rates['http batch=8'] / rates['http batch=1']:.2f}")
+    print(f"ratio HTTP / direct engine (batch 8): {rates['http batch=8'] / rates['direct batch=8']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
