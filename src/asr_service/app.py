@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from asr_service.api import asr, health, metrics
+from asr_service.api import asr, health, metrics, openai
 from asr_service.api.metrics import RequestMetricsMiddleware
 from asr_service.audio.vad import SpeechDetector
 from asr_service.batching import Batcher, BatchPolicy
@@ -61,6 +61,6 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
     )
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware)
-    for module in (asr, health, metrics):
+    for module in (asr, openai, health, metrics):
         app.include_router(module.router)
     return app

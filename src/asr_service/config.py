@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     beam_size: int = Field(default=1, ge=1, le=10)
     """Beam width for the whisper engine (GLM-ASR always decodes greedily)."""
 
+    channel_roles: str = "agent,caller"
+    """Speaker role of each channel in split mode, comma-separated (channel 0 first)."""
+
+    review_threshold: float = Field(default=0.6, ge=0, le=1)
+    """Segments with a confidence below this are flagged `needs_review`."""
+
+    hotwords_file: Path | None = None
+    """A UTF-8 file of terms (one per line, `#` comments) given to the model with every request, such as district,
+    street and agency names."""
+
     chinese_script: Literal["simplified", "traditional", "as_recognised"] = "simplified"
     """Script of Chinese text in transcripts. Mainland hotlines read simplified characters; whisper-base often
     writes traditional ones."""
@@ -108,3 +118,13 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def roles(self) -> list[str]:
+        return [role.strip() for role in self.channel_roles.split(",") if role.strip()]
+
+    def server_hotwords(self) -> list[str]:
+        if self.hotwords_file is None:
+            return []
+        lines = self.hotwords_file.read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]

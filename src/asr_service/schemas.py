@@ -1,26 +1,68 @@
 """The API contract: request and response models."""
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Language = Literal["auto", "zh", "yue", "en"]
+ChannelMode = Literal["auto", "mix", "split"]
+ResponseFormat = Literal["json", "text", "srt", "vtt"]
+
+MAX_HOTWORDS = 100
+_HOTWORD_SEPARATORS = re.compile(r"[,，、;；\n]")
+
+
+def split_hotwords(value: object) -> list[str]:
+    """Hotwords arrive as a list, a comma-separated string (ASCII or Chinese commas), or repeated form fields."""
+    items = value if isinstance(value, list) else [value]
+    words: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError("hotwords must be strings")
+        words += [w.strip() for w in _HOTWORD_SEPARATORS.split(item) if w.strip()]
+    return list(dict.fromkeys(words))
 
 
 class TranscriptionOptions(BaseModel):
-    """Parameters shared by the multipart and JSON forms of POST /asr."""
+    """Parameters shared by the multipart and JSON forms of POST /asr (also accepted in the query string)."""
 
     model_config = ConfigDict(extra="ignore")
 
     language: Language = Field(
         default="auto", description="Spoken language; `auto` lets the model decide. `yue` is Cantonese."
     )
+    channels: ChannelMode = Field(
+        default="auto",
+        description="`mix`: downmix to mono. `split`: transcribe each channel on its own (agent/caller recordings). "
+        "`auto`: split when the channels carry different speech, mix when they are copies.",
+    )
+    hotwords: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_HOTWORDS,
+        description="Names and terms likely in the call; a list, or comma-separated in a form.",
+    )
+    response_format: ResponseFormat = Field(default="json", description="`json`, `text`, `srt` or `vtt`.")
+
+    @field_validator("hotwords", mode="before")
+    @classmethod
+    def _split_hotwords(cls, value: object) -> list[str]:
+        return split_hotwords(value)
 
 
 class TranscriptionJsonRequest(TranscriptionOptions):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"audio": "data:audio/wav;base64,UklGRi4AAABXQVZFZm10IBAAAAAB...", "language": "zh"}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "audio": "data:audio/wav;base64,UklGRi4AAABXQVZFZm10IBAAAAAB...",
+                    "language": "zh",
+                    "channels": "split",
+                    "hotwords": ["滨海新区", "12345"],
+                }
+            ]
+        },
     )
 
     audio: str = Field(description="The audio file, base64-encoded, or as a `data:audio/...;base64,` URL.")
@@ -32,6 +74,11 @@ class Segment(BaseModel):
     end: float
     text: str
     confidence: float = Field(description="Mean token probability, 0..1.")
+    language: str | None = Field(default=None, description="`zh`, `yue` or `en`, from this segment's text.")
+    channel: int | None = Field(default=None, description="Source channel (split mode only).")
+    speaker: str | None = Field(default=None, description="Role of that channel, e.g. `agent`, `caller` (split mode).")
+    needs_review: bool = Field(default=False, description="Low confidence or a removed decoding loop: check by ear.")
+    loop_removed: bool = Field(default=False, description="The model repeated itself; the repeats were cut.")
 
 
 class Timing(BaseModel):
@@ -52,7 +99,23 @@ class TranscriptionResponse(BaseModel):
                     "language": "zh",
                     "duration": 6.0,
                     "confidence": 0.87,
-                    "segments": [{"id": 0, "start": 0.32, "end": 4.1, "text": "我想问我在滨海新区有房", "confidence": 0.91}],
+                    "segments": [
+                        {
+                            "id": 0,
+                            "start": 0.32,
+                            "end": 4.1,
+                            "text": "我想问我在滨海新区有房",
+                            "confidence": 0.91,
+                            "language": "zh",
+                            "channel": None,
+                            "speaker": None,
+                            "needs_review": False,
+                            "loop_removed": False,
+                        }
+                    ],
+                    "channels": 1,
+                    "channel_mode": "mix",
+                    "needs_review": False,
                     "model": "zai-org/GLM-ASR-Nano-2512",
                     "timing": {"decode_ms": 3.1, "vad_ms": 20.4, "queue_ms": 12.0, "inference_ms": 240.5, "total_ms": 280.2},
                 }
@@ -66,6 +129,9 @@ class TranscriptionResponse(BaseModel):
     duration: float = Field(description="Audio duration in seconds.")
     confidence: float | None = Field(description="Duration-weighted mean of segment confidences; null if no speech.")
     segments: list[Segment]
+    channels: int = Field(description="Channels in the recording.")
+    channel_mode: Literal["mix", "split"] = Field(description="How the channels were transcribed.")
+    needs_review: bool = Field(description="True if any segment needs review.")
     model: str
     timing: Timing
 

@@ -1,20 +1,18 @@
 """POST /asr: one recording in, one transcript out."""
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response
 
-from asr_service.api.upload import read_audio_upload, wait_for_disconnect
+from asr_service.api.upload import CLIENT_CLOSED_REQUEST, read_audio_upload, transcribe_upload
 from asr_service.deps import SettingsDep, TranscriberDep
-from asr_service.schemas import ErrorResponse, TranscriptionJsonRequest, TranscriptionResponse
-from asr_service.transcription import ClientDisconnected
+from asr_service.formats import render_transcript
+from asr_service.schemas import ErrorResponse, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 
 router = APIRouter(tags=["transcription"])
 
-CLIENT_CLOSED_REQUEST = 499
-"""nginx's status for a client that hung up before the answer; logged and counted, never seen by anyone."""
-
-_LANGUAGE_FIELD = {"type": "string", "enum": ["auto", "zh", "yue", "en"], "default": "auto"}
+_FORM_FIELDS = {
+    name: {k: v for k, v in schema.items() if k in ("type", "enum", "default", "description", "items")}
+    for name, schema in TranscriptionOptions.model_json_schema()["properties"].items()
+}
 
 REQUEST_BODY = {
     "requestBody": {
@@ -26,11 +24,11 @@ REQUEST_BODY = {
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "WAV, MP3, FLAC, OGG, Opus, AMR, M4A..."},
-                        "language": _LANGUAGE_FIELD,
+                        **_FORM_FIELDS,
                     },
                 },
                 "encoding": {"file": {"contentType": "audio/*"}},
-                "example": {"file": "(binary call.mp3)", "language": "zh"},
+                "example": {"file": "(binary call.mp3)", "language": "zh", "channels": "split", "hotwords": "滨海新区,12345"},
             },
             "application/json": {
                 "schema": TranscriptionJsonRequest.model_json_schema(),
@@ -58,16 +56,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "/asr",
     response_model=TranscriptionResponse,
     summary="Transcribe a recording",
-    description="Send the audio as multipart/form-data (`file`) or as JSON (`audio`: base64 or a data URL).",
+    description="Send the audio as multipart/form-data (`file`) or as JSON (`audio`: base64 or a data URL). "
+    "`response_format` `text`, `srt` or `vtt` answer in that format instead of JSON.",
     openapi_extra=REQUEST_BODY,
     responses=ERROR_RESPONSES,
 )
-async def transcribe(request: Request, transcriber: TranscriberDep, settings: SettingsDep) -> TranscriptionResponse | Response:
-    upload = await read_audio_upload(request, settings.max_upload_bytes)
-    client_gone = asyncio.ensure_future(wait_for_disconnect(request))
-    try:
-        return await transcriber.transcribe(upload.data, upload.options, client_gone)
-    except ClientDisconnected:
+async def transcribe(request: Request, transcriber: TranscriberDep, settings: SettingsDep) -> Response:
+    upload = await read_audio_upload(
+        request, settings.max_upload_bytes, TranscriptionOptions, json_model=TranscriptionJsonRequest
+    )
+    result = await transcribe_upload(request, transcriber, upload.data, upload.options)
+    if result is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    finally:
-        client_gone.cancel()
+    return render_transcript(result, upload.options.response_format)

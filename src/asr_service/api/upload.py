@@ -4,14 +4,16 @@ Multipart files are kept in memory (Starlette would otherwise spool anything ove
 reads bytes, and a bounded body size bounds the memory.
 """
 
+import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
-from pydantic import ValidationError
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from asr_service.audio.decode import decode_base64_audio
@@ -21,38 +23,68 @@ from asr_service.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from asr_service.schemas import TranscriptionJsonRequest, TranscriptionOptions
-
+from asr_service.schemas import TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
+from asr_service.transcription import ClientDisconnected, Transcriber
 FORM_OVERHEAD_BYTES = 64 * 1024
 """Room for multipart boundaries, headers and small fields on top of the file itself."""
 
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a client that hung up before the answer; logged and counted, never seen by anyone."""
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
 
 @dataclass(frozen=True)
-class AudioUpload:
+class AudioUpload(Generic[OptionsT]):
     data: bytes
-    options: TranscriptionOptions
+    options: OptionsT
 
 
 class _InMemoryMultiPartParser(MultiPartParser):
     spool_max_size = sys.maxsize
 
 
-async def read_audio_upload(request: Request, max_bytes: int) -> AudioUpload:
+async def read_audio_upload(
+    request: Request,
+    max_bytes: int,
+    options_model: type[OptionsT],
+    json_model: type[TranscriptionJsonRequest] | None = None,
+) -> AudioUpload[OptionsT]:
+    """The audio bytes and validated options from multipart (or, if `json_model` is given, JSON).
+
+    Options may also come in the query string (`?response_format=srt`); the body wins when both have one.
+    """
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    query = {k: v for k, v in request.query_params.items() if k in options_model.model_fields}
     if media_type == "multipart/form-data":
-        return await _read_multipart(request, max_bytes)
-    if media_type == "application/json":
-        return await _read_json(request, max_bytes)
-    raise UnsupportedMediaTypeError(
-        f"unsupported content type '{media_type or 'none'}': send multipart/form-data with a `file` field, "
-        "or application/json with a base64 `audio` field"
-    )
+        data, fields = await _read_multipart(request, max_bytes)
+        return AudioUpload(data, _validate(options_model, {**query, **fields}))
+    if media_type == "application/json" and json_model is not None:
+        data, payload = await _read_json(request, max_bytes, json_model, query)
+        return AudioUpload(data, _validate(options_model, payload))
+    expected = "multipart/form-data with a `file` field"
+    if json_model is not None:
+        expected += ", or application/json with a base64 `audio` field"
+    raise UnsupportedMediaTypeError(f"unsupported content type '{media_type or 'none'}': send {expected}")
 
 
 async def wait_for_disconnect(request: Request) -> None:
     """Returns when the client hangs up (call only after the body has been read)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+async def transcribe_upload(
+    request: Request, transcriber: Transcriber, data: bytes, options: TranscriptionOptions
+) -> TranscriptionResponse | None:
+    """Transcribe while watching the connection; None if the client hung up (its segments were withdrawn)."""
+    client_gone = asyncio.ensure_future(wait_for_disconnect(request))
+    try:
+        return await transcriber.transcribe(data, options, client_gone)
+    except ClientDisconnected:
+        return None
+    finally:
+        client_gone.cancel()
 
 
 def validation_message(error: ValidationError) -> str:
@@ -77,14 +109,14 @@ async def _limited_body(request: Request, limit: int, max_bytes: int) -> AsyncIt
         yield chunk
 
 
-def _parse_options(fields: dict[str, object]) -> TranscriptionOptions:
+def _validate(model: type[OptionsT], fields: dict[str, object]) -> OptionsT:
     try:
-        return TranscriptionOptions.model_validate(fields)
+        return model.model_validate(fields)
     except ValidationError as e:
         raise InvalidParameterError(validation_message(e)) from e
 
 
-async def _read_multipart(request: Request, max_bytes: int) -> AudioUpload:
+async def _read_multipart(request: Request, max_bytes: int) -> tuple[bytes, dict[str, object]]:
     body = _limited_body(request, max_bytes + FORM_OVERHEAD_BYTES, max_bytes)
     try:
         form = await _InMemoryMultiPartParser(request.headers, body, max_files=1, max_fields=32).parse()
@@ -101,24 +133,29 @@ async def _read_multipart(request: Request, max_bytes: int) -> AudioUpload:
         data = await file.read()
         if len(data) > max_bytes:
             raise _too_large(max_bytes)
-        options = _parse_options({k: v for k, v in form.items() if isinstance(v, str)})
-        return AudioUpload(data=data, options=options)
+        fields: dict[str, object] = {}
+        for key in form.keys():
+            values = [value for value in form.getlist(key) if isinstance(value, str)]
+            if values and key != "file":  # a repeated field (hotwords=a&hotwords=b) stays a list
+                fields[key] = values[0] if len(values) == 1 else values
+        return data, fields
     finally:
         await form.close()
 
 
-async def _read_json(request: Request, max_bytes: int) -> AudioUpload:
+async def _read_json(
+    request: Request, max_bytes: int, json_model: type[TranscriptionJsonRequest], query: dict[str, str]
+) -> tuple[bytes, dict[str, object]]:
     limit = max_bytes * 4 // 3 + FORM_OVERHEAD_BYTES
     body = b"".join([chunk async for chunk in _limited_body(request, limit, max_bytes)])
     try:
         payload = json.loads(body)
     except ValueError as e:
         raise InvalidRequestError(f"the body is not valid JSON: {e}") from e
-    try:
-        parsed = TranscriptionJsonRequest.model_validate(payload)
-    except ValidationError as e:
-        raise InvalidParameterError(validation_message(e)) from e
+    if not isinstance(payload, dict):
+        raise InvalidParameterError("body: must be a JSON object with an `audio` field")
+    parsed = _validate(json_model, {**query, **payload})
     data = decode_base64_audio(parsed.audio)
     if len(data) > max_bytes:
         raise _too_large(max_bytes)
-    return AudioUpload(data=data, options=TranscriptionOptions(language=parsed.language))
+    return data, parsed.model_dump(exclude={"audio"})

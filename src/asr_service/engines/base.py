@@ -20,6 +20,8 @@ class Chunk:
     """float32 mono samples at 16 kHz."""
     language: str | None = None
     """`zh`, `yue`, `en`, or None to let the model decide."""
+    hotwords: tuple[str, ...] = ()
+    """Names and terms likely in this call (street names, agencies), given to the model as context."""
 
     @property
     def duration(self) -> float:

@@ -15,6 +15,13 @@ TRANSCRIBE_INSTRUCTION = "Please transcribe this audio into text"
 """The instruction GLM-ASR was trained with; the model's own chat template wraps it around the audio."""
 
 
+def instruction_for(chunk: Chunk) -> str:
+    """The user turn's text. GLM-ASR documents no hotword syntax, so terms are appended as plain context."""
+    if not chunk.hotwords:
+        return TRANSCRIBE_INSTRUCTION
+    return f"{TRANSCRIBE_INSTRUCTION}. Terms that may occur: {', '.join(chunk.hotwords)}"
+
+
 class _PerRowTokenBudget(StoppingCriteria):
     """Stops each row at its own budget, so a 2 s segment is not given the 15 s segment's allowance."""
 
@@ -44,7 +51,7 @@ class GlmAsrEngine:
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         audios = [chunk.audio for chunk in chunks]
         prompts = self._processor.apply_transcription_request(
-            audio=audios, prompt=TRANSCRIBE_INSTRUCTION, tokenize=False
+            audio=audios, prompt=[instruction_for(chunk) for chunk in chunks], tokenize=False
         )
         inputs = self._processor(text=prompts, audio=audios, sampling_rate=SAMPLE_RATE)
         inputs = inputs.to(self._device)

@@ -94,7 +94,12 @@ class WhisperEngine:
             languages = [
                 language or detected[i][0][0].strip("<|>") for i, language in enumerate(languages)
             ]
-        prompts = [self._model.get_prompt(self._tokenizer(lang), [], without_timestamps=True) for lang in languages]
+        prompts = [
+            self._model.get_prompt(
+                self._tokenizer(lang), [], without_timestamps=True, hotwords=", ".join(chunk.hotwords) or None
+            )
+            for lang, chunk in zip(languages, chunks, strict=True)
+        ]
         max_new = max(self._budget.for_duration(chunk.duration) for chunk in chunks)
         results = self._model.model.generate(
             encoded,
