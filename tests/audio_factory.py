@@ -101,3 +101,33 @@ def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
 def float_wav_bytes(samples: np.ndarray) -> bytes:
     """A mono 32-bit float WAV at 16 kHz; float WAVs can carry NaN, which a corrupt recorder may write."""
     return encode(samples.reshape(1, -1), Format("wav-float", "wav", "pcm_f32le", SAMPLE_RATE))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A shared clip placed into a synthetic call."""
+
+    at: float
+    clip: str
+    channel: int = 0
+
+
+def build_call(
+    placements: list[Placement], seconds: float, channels: int = 1, noise: float = 0.002, seed: int = 0
+) -> np.ndarray:
+    """A call of `seconds` with line hiss everywhere and the given clips at their times: (channels, n) float32."""
+    rng = np.random.default_rng(seed)
+    call = (rng.standard_normal((channels, int(seconds * SAMPLE_RATE))) * noise).astype(np.float32)
+    for p in placements:
+        clip = clip_samples(p.clip).mean(axis=0)
+        start = int(p.at * SAMPLE_RATE)
+        call[p.channel, start : start + clip.size] += clip[: call.shape[1] - start]
+    return call
+
+
+def hold_music(seconds: float) -> np.ndarray:
+    """A synthetic hold melody (sine chords, changing every half second), mono float32 at 16 kHz."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    notes = np.array([261.6, 329.6, 392.0, 523.3, 440.0, 349.2])
+    base = notes[(t * 2).astype(int) % notes.size]
+    return (0.15 * (np.sin(2 * np.pi * base * t) + 0.5 * np.sin(2 * np.pi * 1.5 * base * t))).astype(np.float32)

@@ -74,28 +74,28 @@ class SpeechDetector:
         return [piece for span in merged for piece in split_span(span, max_samples)]
 
 
-LEVEL_BLOCK_SECONDS = 10.0
-LEVEL_TARGET_PEAK = 0.5
+LEVEL_FRAME_SECONDS = 0.1
+LEVEL_REFERENCE_PERCENTILE = 99.5
+"""The loudest 0.5 % of 100 ms frames: speech, if there is any, even in a long call that is mostly silence."""
+LEVEL_TARGET_RMS = 0.1
+"""-20 dBFS, ordinary speech level."""
 LEVEL_MAX_GAIN = 100.0
-"""At most +40 dB: whispered speech at -40 dBFS becomes audible to Silero; line hiss stays hiss."""
-LEVEL_SILENCE_PEAK = 1e-4
-"""Blocks quieter than -80 dBFS are digital silence and are left alone."""
+"""At most +40 dB."""
 
 
 def level_for_vad(samples: np.ndarray) -> np.ndarray:
-    """A copy of the audio with each 10 s block scaled towards a common peak.
+    """A copy of the audio with one gain that brings its loudest passages to ordinary speech level.
 
-    Silero misses quiet speech (GLM-ASR's strength: callers far from the phone, low-gain lines); the model itself
-    still hears the original samples.
+    Silero misses quiet speech (GLM-ASR's strength: callers far from the phone, low-gain lines). One gain for the
+    whole signal keeps speech louder than the line noise between it; boosting each quiet stretch on its own would
+    turn hiss into loud noise, after which Silero misses the next utterance. The model still hears the original.
     """
-    out = np.array(samples, dtype=np.float32, copy=True)
-    block = int(LEVEL_BLOCK_SECONDS * SAMPLE_RATE)
-    for start in range(0, out.size, block):
-        part = out[start : start + block]
-        peak = float(np.abs(part).max())
-        if peak > LEVEL_SILENCE_PEAK:
-            part *= min(LEVEL_MAX_GAIN, max(1.0, LEVEL_TARGET_PEAK / peak))
-    return out
+    frame = int(LEVEL_FRAME_SECONDS * SAMPLE_RATE)
+    frames = samples[: samples.size // frame * frame].reshape(-1, frame) if samples.size >= frame else samples[None]
+    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=1))
+    reference = float(np.percentile(rms, LEVEL_REFERENCE_PERCENTILE))
+    gain = min(LEVEL_MAX_GAIN, max(1.0, LEVEL_TARGET_RMS / reference)) if reference > 0 else 1.0
+    return np.multiply(samples, np.float32(gain), dtype=np.float32)
 
 
 def merge_spans(spans: list[SpeechSpan], max_gap: int, max_length: int) -> list[SpeechSpan]:

@@ -96,7 +96,7 @@ class WhisperEngine:
             ]
         prompts = [
             self._model.get_prompt(
-                self._tokenizer(lang), [], without_timestamps=True, hotwords=", ".join(chunk.hotwords) or None
+                self._tokenizer(lang), [], without_timestamps=True, hotwords=" ".join(chunk.hotwords) or None
             )
             for lang, chunk in zip(languages, chunks, strict=True)
         ]
