@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench tiny-model clean
+.PHONY: install run test bench bench-long tiny-model clean
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ test: install
 
 bench: install
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+bench-long: install
+	$(BIN)/python scripts/bench_long_calls.py
 
 tiny-model: install
 	$(BIN)/python scripts/make_tiny_glmasr.py .cache/tiny-glmasr

@@ -84,7 +84,7 @@ LEVEL_MAX_GAIN = 100.0
 
 
 def level_for_vad(samples: np.ndarray) -> np.ndarray:
-    """A copy of the audio with one gain that brings its loudest passages to ordinary speech level.
+    """The audio with one gain that brings its loudest passages to ordinary speech level (a copy if scaled).
 
     Silero misses quiet speech (GLM-ASR's strength: callers far from the phone, low-gain lines). One gain for the
     whole signal keeps speech louder than the line noise between it; boosting each quiet stretch on its own would
@@ -95,6 +95,8 @@ def level_for_vad(samples: np.ndarray) -> np.ndarray:
     rms = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=1))
     reference = float(np.percentile(rms, LEVEL_REFERENCE_PERCENTILE))
     gain = min(LEVEL_MAX_GAIN, max(1.0, LEVEL_TARGET_RMS / reference)) if reference > 0 else 1.0
+    if gain == 1.0:
+        return samples  # ordinary loudness: no copy (a 4-hour call is 0.9 GB of samples)
     return np.multiply(samples, np.float32(gain), dtype=np.float32)
 
 
