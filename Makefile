@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-long tiny-model clean
+.PHONY: install run proxy test bench bench-long tiny-model clean
 
 install: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 
 run: install
 	$(BIN)/asr-service serve
+
+# nginx (deploy/nginx.conf) on http://127.0.0.1:8080 in front of `make run`; credentials from ASR_PROXY_USER and
+# ASR_PROXY_PASSWORD (default asr / change-me).
+proxy: install
+	$(BIN)/asr-service proxy
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

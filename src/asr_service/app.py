@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from asr_service.api import asr, health, metrics, openai
-from asr_service.api.metrics import RequestMetricsMiddleware
+from asr_service.api.metrics import AccessMiddleware
 from asr_service.audio.vad import SpeechDetector
 from asr_service.batching import Batcher, BatchPolicy
 from asr_service.config import Settings
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(AccessMiddleware)
     for module in (asr, openai, health, metrics):
         app.include_router(module.router)
     return app

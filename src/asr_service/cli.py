@@ -1,9 +1,11 @@
-"""Command line: `asr-service serve` runs the HTTP service; `asr-service transcribe FILE` prints a transcript."""
+"""Command line: `serve` runs the HTTP service, `proxy` puts nginx in front of it, `transcribe FILE` prints a transcript."""
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import uvicorn
 
 from asr_service.app import create_app
 from asr_service.config import Settings
+from asr_service.proxy import running_nginx
 from asr_service.schemas import TranscriptionOptions
 
 
@@ -21,9 +24,22 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=30,
+        access_log=False,  # asr_service.access logs every request, with the authenticated user
     )
+    return 0
+
+
+def _proxy(settings: Settings) -> int:
+    """nginx with deploy/nginx.conf in front of the local service, until Ctrl-C."""
+    folder = Path(".cache/proxy").resolve()
+    upstream = f"{settings.host}:{settings.port}"
+    users = {settings.proxy_user: settings.proxy_password}
+    with running_nginx([upstream], settings.proxy_port, users, folder) as url:
+        print(f"nginx on {url} -> http://{settings.host}:{settings.port} (user {settings.proxy_user!r})", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
     return 0
 
 
@@ -42,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the HTTP service (settings from ASR_* variables)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies whose X-Forwarded-* to trust")
+    commands.add_parser("proxy", help="run nginx (deploy/nginx.conf) in front of the local service")
     transcribe = commands.add_parser("transcribe", help="transcribe files and print one JSON line each")
     transcribe.add_argument("files", nargs="+", type=Path)
     transcribe.add_argument("--language", default="auto", choices=["auto", "zh", "yue", "en"])
@@ -51,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return _serve(settings, args)
+    if args.command == "proxy":
+        return _proxy(settings)
     return asyncio.run(_transcribe_files(settings, args.files, args.language))
 
 

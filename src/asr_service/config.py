@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     port: int = 8000
     """Port `asr-service serve` binds to."""
 
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies (nginx) whose X-Forwarded-For / X-Forwarded-Proto uvicorn trusts; comma-separated addresses."""
+
+    proxy_user: str = "asr"
+    """`make proxy` only: the basic-auth user it creates."""
+
+    proxy_password: str = "change-me"
+    """`make proxy` only: that user's password."""
+
+    proxy_port: int = 8080
+    """`make proxy` only: where nginx listens."""
+
     max_upload_mb: float = Field(default=256, gt=0)
     """Largest accepted upload (413 `payload_too_large` above). nginx's client_max_body_size must equal it."""
 

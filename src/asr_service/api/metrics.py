@@ -1,4 +1,7 @@
-"""GET /metrics in the Prometheus text format, and the middleware that counts requests by status."""
+"""GET /metrics in the Prometheus text format, and the middleware that counts and logs every request."""
+
+import logging
+import time
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -7,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asr_service.deps import BatcherDep, MetricsDep
 
 router = APIRouter(tags=["health"])
+access_log = logging.getLogger("asr_service.access")
 
 COUNTED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/healthz", "/readyz", "/metrics"})
 
@@ -17,8 +21,11 @@ async def metrics(registry: MetricsDep, batcher: BatcherDep) -> Response:
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-class RequestMetricsMiddleware:
-    """Pure ASGI (not BaseHTTPMiddleware), so it never interferes with disconnect detection or streaming."""
+class AccessMiddleware:
+    """Counts requests by route and status and logs who asked (the nginx-authenticated user in X-Remote-User).
+
+    Pure ASGI (not BaseHTTPMiddleware), so it never interferes with disconnect detection or streaming.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -28,6 +35,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        started = time.perf_counter()
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -38,7 +46,18 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            route = scope["path"] if scope["path"] in COUNTED_ROUTES else "other"
             service_metrics = scope.get("state", {}).get("metrics")
             if service_metrics is not None:
-                route = scope["path"] if scope["path"] in COUNTED_ROUTES else "other"
                 service_metrics.requests.labels(route, str(status)).inc()
+            headers = dict(scope.get("headers") or [])
+            client = scope.get("client") or ("-", 0)
+            access_log.info(
+                '%s user=%s "%s %s" %d %.0fms',
+                client[0],
+                headers.get(b"x-remote-user", b"-").decode("latin-1") or "-",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
