@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "scripts"))
 
 
-def build_calls(folder: Path) -> dict[str, Path]:
+def build_calls(folder: Path, only: str | None = None) -> dict[str, Path]:
     from audio_factory import Format, Placement, build_call, encode
 
     mp3 = Format("mp3-8k", "mp3", "libmp3lame", 8_000, options=(("b", "32000"),))
@@ -38,6 +38,8 @@ def build_calls(folder: Path) -> dict[str, Path]:
     }
     paths: dict[str, Path] = {}
     for name, (seconds, channels, every, fmt) in calls.items():
+        if only and name != only:
+            continue
         path = folder / f"{name}.mp3"
         placements = [
             Placement(t, clips[i % len(clips)], channel=i % channels)
@@ -114,6 +116,7 @@ def main() -> None:
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="preprocess", help=argparse.SUPPRESS)
     parser.add_argument("--tiny-model", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--only", help="just this call (e.g. 4h-mono-sparse)")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.mode, args.tiny_model)))
@@ -123,7 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print("building calls ...", flush=True)
-        calls = build_calls(folder)
+        calls = build_calls(folder, args.only)
         tiny = make_tiny_glmasr(folder / "tiny-glmasr")
         for mode in ("preprocess", "pipeline"):
             for path in calls.values():

@@ -92,7 +92,7 @@ def level_for_vad(samples: np.ndarray) -> np.ndarray:
     """
     frame = int(LEVEL_FRAME_SECONDS * SAMPLE_RATE)
     frames = samples[: samples.size // frame * frame].reshape(-1, frame) if samples.size >= frame else samples[None]
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=1))
+    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames) / frames.shape[1])  # no full-length squared copy
     reference = float(np.percentile(rms, LEVEL_REFERENCE_PERCENTILE))
     gain = min(LEVEL_MAX_GAIN, max(1.0, LEVEL_TARGET_RMS / reference)) if reference > 0 else 1.0
     if gain == 1.0:
