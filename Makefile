@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run proxy test bench bench-long tiny-model clean
+.PHONY: install run proxy test lint bench bench-long tiny-model clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ proxy: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src scripts tests
+	$(BIN)/ruff format --check src scripts tests
 
 bench: install
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)

@@ -76,7 +76,9 @@ def main() -> None:
         with serve_in_thread(settings) as url:
             audio, wall = asyncio.run(http_throughput(url, files, args.concurrency))
         rates[f"http batch={batch_size}"] = audio / wall
-        print(f"HTTP, max_batch_size={batch_size}: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time")
+        print(
+            f"HTTP, max_batch_size={batch_size}: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time"
+        )
     audio, wall = direct_throughput(Settings(max_batch_size=8), files)
     rates["direct batch=8"] = audio / wall
     print(f"direct engine, batches of 8: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time")

@@ -43,8 +43,7 @@ def verify(folder: Path) -> dict[str, object]:
     engine = GlmAsrEngine(folder, device, dtype, TokenBudget(16, 16))
     result = engine.transcribe_batch([Chunk(np.zeros(16_000, dtype=np.float32))])[0]
     digests = {
-        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.glob("*.safetensors"))
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.glob("*.safetensors"))
     }
     return {"folder": str(folder), "device": device, "silence_text": result.text, "sha256": digests}
 

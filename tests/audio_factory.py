@@ -73,9 +73,7 @@ def encode(samples: np.ndarray, fmt: Format) -> bytes:
     with av.open(buf, "w", format=fmt.container) as out:
         stream = out.add_stream(fmt.codec, rate=fmt.rate, options=dict(fmt.options))
         stream.layout = layout
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(source, dtype=np.float32), format="fltp", layout=layout
-        )
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(source, dtype=np.float32), format="fltp", layout=layout)
         frame.sample_rate = SAMPLE_RATE
         resampler = av.AudioResampler(format=stream.codec_context.format, layout=layout, rate=fmt.rate)
         for resampled in resampler.resample(frame):
@@ -87,7 +85,7 @@ def encode(samples: np.ndarray, fmt: Format) -> bytes:
 
 
 def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    """A 16-bit PCM WAV of (channels, n) samples already at `rate` (stdlib writer: any channel count, even 0 samples)."""
+    """A 16-bit PCM WAV of (channels, n) samples at `rate` (stdlib writer: any channel count, even 0 samples)."""
     pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").T.tobytes()
     buf = io.BytesIO()
     with wave.open(buf, "wb") as out:

@@ -11,10 +11,10 @@ import httpx
 import jiwer
 import opencc
 import pytest
+from audio_factory import Clip, manifest
 from faster_whisper import WhisperModel
 
 from asr_service.engines.whisper_ct2 import assemble_embedded_model
-from audio_factory import Clip, manifest
 
 MEAN_ERROR_BOUND = {"zh": 0.22, "yue": 0.25, "en": 0.10}
 """Measured: CER zh 0.158, CER yue 0.176, WER en 0.068 (0.0 on every mono English clip)."""
@@ -53,13 +53,17 @@ async def test_service_matches_the_model_per_language(whisper: httpx.AsyncClient
     for clip in clips:
         response = await whisper.post("/asr", files={"file": (clip.file, clip.path.read_bytes())})
         assert response.status_code == 200, response.text
-        service_errors.setdefault(clip.language, []).append(error_rate(clip.reference, response.json()["text"], clip.language))
+        service_errors.setdefault(clip.language, []).append(
+            error_rate(clip.reference, response.json()["text"], clip.language)
+        )
         segments, _ = direct_model.transcribe(
             str(clip.path), beam_size=1, vad_filter=False, condition_on_previous_text=False
         )
         direct_text = " ".join(segment.text for segment in segments)
         direct_errors.setdefault(clip.language, []).append(error_rate(clip.reference, direct_text, clip.language))
-    report = {lang: (round(mean(service_errors[lang]), 3), round(mean(direct_errors[lang]), 3)) for lang in service_errors}
+    report = {
+        lang: (round(mean(service_errors[lang]), 3), round(mean(direct_errors[lang]), 3)) for lang in service_errors
+    }
     print("mean error (service, model direct):", report)
     for language, errors in service_errors.items():
         assert mean(errors) <= MEAN_ERROR_BOUND[language], report

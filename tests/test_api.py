@@ -6,11 +6,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from audio_factory import AUDIO_DIR
 
 from asr_service.config import EMBEDDED_MODEL, Settings
 from asr_service.engines.loader import detect_model_kind, resolve_model
 from asr_service.engines.whisper_ct2 import assemble_embedded_model
-from audio_factory import AUDIO_DIR
 
 
 async def test_docs_show_both_request_forms_with_examples(whisper: httpx.AsyncClient) -> None:
@@ -48,8 +48,13 @@ async def test_probes_and_metrics(glm: httpx.AsyncClient, tiny_glmasr_dir: Path)
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "model": str(tiny_glmasr_dir)}
     await glm.post("/asr", files={"file": ("a.wav", (AUDIO_DIR / "zh_firered_IT0011W0001.wav").read_bytes())})
     metrics = (await glm.get("/metrics")).text
-    for name in ("asr_queue_depth", "asr_batch_size_bucket", "asr_requests_total", "asr_audio_seconds_total",
-                 "asr_inference_seconds_bucket"):
+    for name in (
+        "asr_queue_depth",
+        "asr_batch_size_bucket",
+        "asr_requests_total",
+        "asr_audio_seconds_total",
+        "asr_inference_seconds_bucket",
+    ):
         assert name in metrics
     assert re.search(r'^asr_requests_total\{route="/asr",status="200"\} [1-9]', metrics, re.M)
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 import pytest
-
 from audio_factory import FORMATS, clip_samples, encode, float_wav_bytes, wav_bytes
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 64
@@ -45,26 +44,49 @@ CASES = [
     Case("truncated MP3 header", 415, "unsupported_audio", files=file(mp3()[:200], "call.mp3")),
     Case("text file", 415, "unsupported_audio", files=file(b"hello, this is not audio\n" * 40, "notes.txt")),
     Case("invalid base64", 422, "invalid_request", json={"audio": "!!!not base64!!!"}),
-    Case("data URL of a PNG", 415, "unsupported_audio", json={"audio": "data:image/png;base64," + base64.b64encode(PNG).decode()}),
+    Case(
+        "data URL of a PNG",
+        415,
+        "unsupported_audio",
+        json={"audio": "data:image/png;base64," + base64.b64encode(PNG).decode()},
+    ),
     Case("PNG bytes as a file", 415, "unsupported_audio", files=file(PNG, "photo.png")),
     Case("both forms at once", 400, "invalid_request", files=file(b"RIFF"), data={"audio": "UklGRg=="}),
     Case("unknown language (form)", 422, "invalid_request", files=file(b"RIFF"), data={"language": "fr"}),
     Case("unknown language (JSON)", 422, "invalid_request", json={"audio": "UklGRg==", "language": "klingon"}),
     Case("over-size upload", 413, "payload_too_large", files=file(rng.bytes(2 * 1024 * 1024))),
-    Case("over-size JSON", 413, "payload_too_large", json={"audio": base64.b64encode(rng.bytes(2 * 1024 * 1024)).decode()}),
+    Case(
+        "over-size JSON",
+        413,
+        "payload_too_large",
+        json={"audio": base64.b64encode(rng.bytes(2 * 1024 * 1024)).decode()},
+    ),
     Case("over-long audio", 413, "audio_too_long", files=file(wav_bytes(np.zeros((1, 25 * 8000)), rate=8000))),
     Case("0-sample WAV", 422, "empty_audio", files=file(wav_bytes(np.zeros((1, 0))))),
     Case("NaN samples", 415, "unsupported_audio", files=file(float_wav_bytes(np.full(16000, np.nan, np.float32)))),
     Case("1 ms of audio", 422, "empty_audio", files=file(wav_bytes(np.zeros((1, 16))))),
     Case("8 channels", 200, None, files=file(wav_bytes(np.repeat(clip_samples("en_speechbrain_example1.wav"), 8, 0)))),
-    Case("192 kHz", 200, None, files=file(wav_bytes(np.repeat(clip_samples("en_speechbrain_example1.wav"), 12, 1)[:, : 2 * 192_000], rate=192_000))),
+    Case(
+        "192 kHz",
+        200,
+        None,
+        files=file(
+            wav_bytes(np.repeat(clip_samples("en_speechbrain_example1.wav"), 12, 1)[:, : 2 * 192_000], rate=192_000)
+        ),
+    ),
     Case("missing file field", 422, "invalid_request", data={"language": "zh"}, files={"other": ("x.wav", b"RIFF")}),
     Case("file sent as a text field", 422, "invalid_request", data={"file": "call.wav"}, files={"other": ("x", b"x")}),
     Case("malformed JSON", 400, "invalid_request", content=b'{"audio": ', headers={"content-type": "application/json"}),
     Case("JSON without audio", 422, "invalid_request", json={"language": "zh"}),
     Case("JSON with a non-string audio", 422, "invalid_request", json={"audio": 12345}),
     Case("plain text body", 415, "invalid_request", content=b"hello", headers={"content-type": "text/plain"}),
-    Case("malformed multipart", 422, "invalid_request", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}),
+    Case(
+        "malformed multipart",
+        422,
+        "invalid_request",
+        content=b"--x\r\nbroken",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    ),
 ]
 
 

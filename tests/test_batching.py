@@ -9,13 +9,13 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from audio_factory import clip_samples, manifest, wav_bytes
+from conftest import tiny_settings
+from engines import POISON_PEAK, GatedEngine, PoisonedEngine
 
 from asr_service.engines.base import TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
-from audio_factory import clip_samples, manifest, wav_bytes
 from asr_service.server import serve_in_thread
-from conftest import tiny_settings
-from engines import POISON_PEAK, GatedEngine, PoisonedEngine
 
 EIGHT_CLIPS = [clip.file for clip in manifest() if clip.channels == 1][:8]
 
@@ -55,7 +55,9 @@ async def test_concurrent_requests_share_batches_and_match_solo_results(glm: htt
     assert batches_over_one >= 1, (before, after)
 
 
-async def test_one_poisoned_request_fails_alone(tiny_glmasr_dir: Path, model_cache: Path, tiny_engine: GlmAsrEngine) -> None:
+async def test_one_poisoned_request_fails_alone(
+    tiny_glmasr_dir: Path, model_cache: Path, tiny_engine: GlmAsrEngine
+) -> None:
     engine = PoisonedEngine(tiny_engine)
     settings = tiny_settings(tiny_glmasr_dir, model_cache, max_wait_ms=300)
     clean = [clip_samples(name) for name in EIGHT_CLIPS[:4]]

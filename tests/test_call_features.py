@@ -8,15 +8,15 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from audio_factory import AUDIO_DIR, Placement, build_call, clip_samples, wav_bytes
+from conftest import tiny_settings
+from test_accuracy import error_rate
 
 from asr_service.engines.base import Chunk, ChunkResult, TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
 from asr_service.language import guess_language
 from asr_service.quality import remove_loops
 from asr_service.server import serve_in_thread
-from audio_factory import AUDIO_DIR, Placement, build_call, clip_samples, wav_bytes
-from conftest import tiny_settings
-from test_accuracy import error_rate
 
 STEREO = (AUDIO_DIR / "en_stereo_diarization.wav").read_bytes()
 
@@ -96,8 +96,10 @@ class LoopingEngine:
         self.model_name = inner.model_name
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
-        return [ChunkResult("好的我帮您登记" + "要" * 40, 0.95) if c.duration > 2.5 else r
-                for c, r in zip(chunks, self.inner.transcribe_batch(chunks), strict=True)]
+        return [
+            ChunkResult("好的我帮您登记" + "要" * 40, 0.95) if c.duration > 2.5 else r
+            for c, r in zip(chunks, self.inner.transcribe_batch(chunks), strict=True)
+        ]
 
 
 async def test_loops_and_low_confidence_are_flagged_for_review(tiny_glmasr_dir: Path, model_cache: Path) -> None:
@@ -140,6 +142,9 @@ async def test_hotwords_help_whisper_on_real_audio(whisper: httpx.AsyncClient) -
     data = (AUDIO_DIR / clip).read_bytes()
     reference = "广州市房地产中介协会分析"
     plain = (await whisper.post("/asr", files={"file": ("a.wav", data)}, data={"language": "zh"})).json()["text"]
-    hinted = (await whisper.post("/asr", files={"file": ("a.wav", data)},
-                                 data={"language": "zh", "hotwords": "房地产,中介协会"})).json()["text"]
+    hinted = (
+        await whisper.post(
+            "/asr", files={"file": ("a.wav", data)}, data={"language": "zh", "hotwords": "房地产,中介协会"}
+        )
+    ).json()["text"]
     assert error_rate(reference, hinted, "zh") < error_rate(reference, plain, "zh"), (plain, hinted)

@@ -37,7 +37,8 @@ def test_dockerfile_runs_as_non_root_with_readyz_healthcheck_and_mounted_model()
 def test_compose_file_matches_the_compose_spec() -> None:
     result = subprocess.run(
         [BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", REPO / "docker" / "compose.yaml"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -75,7 +76,10 @@ def test_kubernetes_deployment_probes_limits_and_scaling() -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["ASR_MAX_UPLOAD_MB"] == str(int(Settings().max_upload_mb))
     ingress = yaml.safe_load((DEPLOY_DIR / "k8s" / "ingress.yaml").read_text())
-    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == f"{int(Settings().max_upload_mb)}m"
+    assert (
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+        == f"{int(Settings().max_upload_mb)}m"
+    )
     hpa = yaml.safe_load((DEPLOY_DIR / "k8s" / "hpa.yaml").read_text())
     assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "asr_queue_depth"
 
@@ -83,7 +87,9 @@ def test_kubernetes_deployment_probes_limits_and_scaling() -> None:
 def test_download_script_verifies_a_model_folder(tiny_glmasr_dir: Path) -> None:
     result = subprocess.run(
         [sys.executable, REPO / "scripts" / "download_model.py", str(tiny_glmasr_dir), "--verify-only"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     report = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
     assert report["device"] == "cpu" and report["sha256"]["model.safetensors"]
@@ -93,6 +99,7 @@ def test_download_script_refuses_a_folder_that_is_not_glm_asr(tmp_path: Path) ->
     (tmp_path / "config.json").write_text('{"model_type": "whisper"}')
     result = subprocess.run(
         [sys.executable, REPO / "scripts" / "download_model.py", str(tmp_path), "--verify-only"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0 and "not 'glmasr'" in result.stderr

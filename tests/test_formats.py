@@ -4,7 +4,6 @@ import base64
 
 import httpx
 import pytest
-
 from audio_factory import FORMATS, Format, clip_samples, encode
 
 JFK_WORDS = ("country", "americans")

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from audio_factory import clip_samples, manifest
 from transformers import AutoProcessor, GlmAsrConfig, GlmAsrForConditionalGeneration
 
 from asr_service.config import Settings
 from asr_service.engines.base import Chunk
 from asr_service.engines.loader import load_engine
-from audio_factory import clip_samples, manifest
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -21,7 +21,9 @@ def full_size_dir(tiny_glmasr_dir: Path, tmp_path_factory: pytest.TempPathFactor
     processor = AutoProcessor.from_pretrained(tiny_glmasr_dir)
     tokenizer = processor.tokenizer
     end_ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|user|>", "<|observation|>")]
-    config = GlmAsrConfig(text_config={"eos_token_id": end_ids}, audio_token_id=tokenizer.convert_tokens_to_ids("<|pad|>"))
+    config = GlmAsrConfig(
+        text_config={"eos_token_id": end_ids}, audio_token_id=tokenizer.convert_tokens_to_ids("<|pad|>")
+    )
     GlmAsrForConditionalGeneration(config).to(torch.float16).save_pretrained(out)
     processor.save_pretrained(out)
     return out

@@ -8,12 +8,12 @@ import httpx
 import numpy as np
 import pytest
 import torch
+from audio_factory import Format, Placement, build_call, clip_samples, encode, hold_music, wav_bytes
+from conftest import tiny_settings
 
 from asr_service.engines.base import Chunk, ChunkResult, TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
 from asr_service.server import serve_in_thread
-from audio_factory import Format, Placement, build_call, clip_samples, encode, hold_music, wav_bytes
-from conftest import tiny_settings
 
 CALL_SECONDS = 45 * 60
 MP3_8K = Format("mp3-8k", "mp3", "libmp3lame", 8_000, options=(("b", "32000"),))

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from audio_factory import clip_samples, wav_bytes
+from conftest import tiny_settings
 
 from asr_service.config import Settings
 from asr_service.proxy import DEPLOY_DIR, running_nginx
 from asr_service.server import serve_in_thread
-from audio_factory import clip_samples, wav_bytes
-from conftest import tiny_settings
 
 USER, PASSWORD = "alice", "s3cret-pw"
 

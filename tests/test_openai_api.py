@@ -4,7 +4,6 @@ import asyncio
 
 import openai
 import pytest
-
 from audio_factory import AUDIO_DIR
 
 JFK = AUDIO_DIR / "en_jfk.flac"

@@ -1,13 +1,15 @@
 """Voice-activity segmentation on real speech: spans within bounds, nothing cut, quiet speech found."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
+from audio_factory import clip_samples
 
 from asr_service.audio.decode import SAMPLE_RATE
 from asr_service.audio.vad import SpeechDetector, SpeechSpan, VadParams, merge_spans, split_span
 from asr_service.config import Settings
 from asr_service.transcription import vad_params
-from audio_factory import clip_samples
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def test_no_segment_exceeds_the_maximum_and_all_speech_is_kept(detector: SpeechD
     spans = detector.detect_speech(long_speech)
     assert len(spans) >= 3
     assert all(span.end - span.start <= 15 * SAMPLE_RATE for span in spans)
-    assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+    assert all(a.end <= b.start for a, b in pairwise(spans))
     covered = sum(span.end - span.start for span in spans) / long_speech.size
     assert covered > 0.6
 
@@ -41,7 +43,7 @@ def test_merge_joins_close_spans_within_the_limit() -> None:
 def test_split_cuts_overlong_spans_evenly() -> None:
     pieces = split_span(SpeechSpan(0, 1000), max_length=300)
     assert len(pieces) == 4 and pieces[0].start == 0 and pieces[-1].end == 1000
-    assert all(b.start == a.end for a, b in zip(pieces, pieces[1:]))
+    assert all(b.start == a.end for a, b in pairwise(pieces))
     assert all(p.end - p.start <= 300 for p in pieces)
 
 

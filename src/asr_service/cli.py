@@ -1,4 +1,4 @@
-"""Command line: `serve` runs the HTTP service, `proxy` puts nginx in front of it, `transcribe FILE` prints a transcript."""
+"""Command line: `serve` runs the service, `proxy` puts nginx in front of it, `transcribe FILE` prints a transcript."""
 
 import argparse
 import asyncio

@@ -60,9 +60,7 @@ def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeo
 
 
 @contextlib.contextmanager
-def running_nginx(
-    upstreams: list[str], port: int, users: dict[str, str], folder: Path | None = None
-) -> Iterator[str]:
+def running_nginx(upstreams: list[str], port: int, users: dict[str, str], folder: Path | None = None) -> Iterator[str]:
     """Start nginx on 127.0.0.1:`port` in front of `upstreams`; yields its base URL and stops it afterwards."""
     with contextlib.ExitStack() as stack:
         if folder is None:

@@ -117,7 +117,13 @@ class TranscriptionResponse(BaseModel):
                     "channel_mode": "mix",
                     "needs_review": False,
                     "model": "zai-org/GLM-ASR-Nano-2512",
-                    "timing": {"decode_ms": 3.1, "vad_ms": 20.4, "queue_ms": 12.0, "inference_ms": 240.5, "total_ms": 280.2},
+                    "timing": {
+                        "decode_ms": 3.1,
+                        "vad_ms": 20.4,
+                        "queue_ms": 12.0,
+                        "inference_ms": 240.5,
+                        "total_ms": 280.2,
+                    },
                 }
             ]
         }

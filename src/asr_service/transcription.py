@@ -79,9 +79,7 @@ def resolve_channel_mode(audio: DecodedAudio, requested: ChannelMode) -> Literal
 
 
 class Transcriber:
-    def __init__(
-        self, settings: Settings, detector: SpeechDetector, batcher: Batcher, metrics: ServiceMetrics
-    ) -> None:
+    def __init__(self, settings: Settings, detector: SpeechDetector, batcher: Batcher, metrics: ServiceMetrics) -> None:
         self._settings = settings
         self._detector = detector
         self._batcher = batcher
@@ -133,7 +131,12 @@ class Transcriber:
         segments = self._segments(pieces, outcomes)
         logger.info(
             "request %s: %.1f s audio, %d channel(s) %s, %d segments, %.0f ms",
-            request_id, audio.duration, audio.channel_count, mode, len(segments), _ms_since(started),
+            request_id,
+            audio.duration,
+            audio.channel_count,
+            mode,
+            len(segments),
+            _ms_since(started),
         )
         return TranscriptionResponse(
             id=request_id,

@@ -2,33 +2,26 @@
 
 from fastapi import APIRouter, Request, Response
 
-from asr_service.api.upload import CLIENT_CLOSED_REQUEST, read_audio_upload, transcribe_upload
+from asr_service.api.upload import CLIENT_CLOSED_REQUEST, multipart_schema, read_audio_upload, transcribe_upload
 from asr_service.deps import SettingsDep, TranscriberDep
 from asr_service.formats import render_transcript
 from asr_service.schemas import ErrorResponse, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 
 router = APIRouter(tags=["transcription"])
 
-_FORM_FIELDS = {
-    name: {k: v for k, v in schema.items() if k in ("type", "enum", "default", "description", "items")}
-    for name, schema in TranscriptionOptions.model_json_schema()["properties"].items()
-}
-
 REQUEST_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "WAV, MP3, FLAC, OGG, Opus, AMR, M4A..."},
-                        **_FORM_FIELDS,
-                    },
-                },
+                "schema": multipart_schema(TranscriptionOptions),
                 "encoding": {"file": {"contentType": "audio/*"}},
-                "example": {"file": "(binary call.mp3)", "language": "zh", "channels": "split", "hotwords": "滨海新区,12345"},
+                "example": {
+                    "file": "(binary call.mp3)",
+                    "language": "zh",
+                    "channels": "split",
+                    "hotwords": "滨海新区,12345",
+                },
             },
             "application/json": {
                 "schema": TranscriptionJsonRequest.model_json_schema(),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from asr_service.api.upload import CLIENT_CLOSED_REQUEST, read_audio_upload, transcribe_upload
+from asr_service.api.upload import CLIENT_CLOSED_REQUEST, multipart_schema, read_audio_upload, transcribe_upload
 from asr_service.deps import SettingsDep, TranscriberDep
 from asr_service.formats import render_transcript
 from asr_service.schemas import ErrorResponse, TranscriptionOptions, TranscriptionResponse, split_hotwords
@@ -69,18 +69,7 @@ def verbose_json(result: TranscriptionResponse) -> dict[str, object]:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            **OpenAITranscriptionForm.model_json_schema()["properties"],
-                        },
-                    }
-                }
-            },
+            "content": {"multipart/form-data": {"schema": multipart_schema(OpenAITranscriptionForm)}},
         }
     },
     responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},

@@ -25,6 +25,7 @@ from asr_service.errors import (
 )
 from asr_service.schemas import TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 from asr_service.transcription import ClientDisconnected, Transcriber
+
 FORM_OVERHEAD_BYTES = 64 * 1024
 """Room for multipart boundaries, headers and small fields on top of the file itself."""
 
@@ -85,6 +86,17 @@ async def transcribe_upload(
         return None
     finally:
         client_gone.cancel()
+
+
+def multipart_schema(options_model: type[BaseModel]) -> dict[str, object]:
+    """OpenAPI schema of a multipart upload for /docs: the `file` plus the options model's fields."""
+    kept = ("type", "enum", "default", "description", "items", "anyOf", "minimum", "maximum")
+    fields = {
+        name: {key: value for key, value in schema.items() if key in kept}
+        for name, schema in options_model.model_json_schema()["properties"].items()
+    }
+    audio = {"type": "string", "format": "binary", "description": "WAV, MP3, FLAC, OGG, Opus, AMR, M4A, ..."}
+    return {"type": "object", "required": ["file"], "properties": {"file": audio, **fields}}
 
 
 def validation_message(error: ValidationError) -> str:

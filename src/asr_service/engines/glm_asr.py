@@ -74,13 +74,19 @@ class GlmAsrEngine:
                 stopping_criteria=[_PerRowTokenBudget(prompt_length, budgets)],
             )
         tokens = out.sequences[:, prompt_length:].cpu()
-        token_logprobs = torch.stack(
-            [
-                torch.log_softmax(step_logits.float(), dim=-1).gather(1, tokens[:, t : t + 1].to(step_logits.device))
-                for t, step_logits in enumerate(out.logits)
-            ],
-            dim=1,
-        ).squeeze(-1).cpu()
+        token_logprobs = (
+            torch.stack(
+                [
+                    torch.log_softmax(step_logits.float(), dim=-1).gather(
+                        1, tokens[:, t : t + 1].to(step_logits.device)
+                    )
+                    for t, step_logits in enumerate(out.logits)
+                ],
+                dim=1,
+            )
+            .squeeze(-1)
+            .cpu()
+        )
         return [self._result(tokens[i], token_logprobs[i], int(budgets[i])) for i in range(len(chunks))]
 
     def _result(self, tokens: torch.Tensor, logprobs: torch.Tensor, budget: int) -> ChunkResult:

@@ -84,16 +84,14 @@ class WhisperEngine:
         return self._tokenizers[language]
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
-        features = np.stack(
-            [pad_or_trim(self._model.feature_extractor(chunk.audio)) for chunk in chunks]
-        ).astype(np.float32)
+        features = np.stack([pad_or_trim(self._model.feature_extractor(chunk.audio)) for chunk in chunks]).astype(
+            np.float32
+        )
         encoded = self._model.encode(features)
         languages = [LANGUAGE_FOR_WHISPER.get(chunk.language or "", None) for chunk in chunks]
         if any(language is None for language in languages):
             detected = self._model.model.detect_language(encoded)
-            languages = [
-                language or detected[i][0][0].strip("<|>") for i, language in enumerate(languages)
-            ]
+            languages = [language or detected[i][0][0].strip("<|>") for i, language in enumerate(languages)]
         prompts = [
             self._model.get_prompt(
                 self._tokenizer(lang), [], without_timestamps=True, hotwords=" ".join(chunk.hotwords) or None
