@@ -59,12 +59,19 @@ class _Piece:
     span: SpeechSpan
 
 
-def channels_are_copies(samples: np.ndarray) -> bool:
-    """True when every channel carries the same signal as the first (so splitting would transcribe it twice)."""
-    first = samples[0].astype(np.float64)
+def channels_are_copies(samples: np.ndarray, block: int = 1 << 20) -> bool:
+    """True when every channel carries the same signal as the first (so splitting would transcribe it twice).
+
+    Block by block, so a 4-hour stereo call needs megabytes, not gigabytes, of temporaries.
+    """
+    first = samples[0]
     for other in samples[1:]:
-        difference = float(np.sum((other - first) ** 2))
-        energy = float(np.sum(first**2) + np.sum(other.astype(np.float64) ** 2))
+        difference = energy = 0.0
+        for start in range(0, first.size, block):
+            a, b = first[start : start + block], other[start : start + block]
+            d = b - a
+            difference += float(np.dot(d, d))
+            energy += float(np.dot(a, a)) + float(np.dot(b, b))
         if energy and difference / energy > IDENTICAL_CHANNELS:
             return False
     return True
