@@ -31,8 +31,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # unwinds the context managers, so nginx is stopped too
+
+
 def _proxy(settings: Settings) -> int:
-    """nginx with deploy/nginx.conf in front of the local service, until Ctrl-C."""
+    """nginx with deploy/nginx.conf in front of the local service, until Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     folder = Path(".cache/proxy").resolve()
     upstream = f"{settings.host}:{settings.port}"
     users = {settings.proxy_user: settings.proxy_password}
