@@ -5,7 +5,8 @@ about status codes, so every route answers `{"error": {"code", "message"}}` with
 """
 
 import logging
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -86,6 +87,13 @@ class InferenceError(AsrError):
     code = "internal_error"
 
 
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    """`field: problem; field: problem` from pydantic's error list (FastAPI's `body` prefix left out)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}" for err in errors
+    )
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
@@ -102,11 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: {err.get('msg')}"
-            for err in exc.errors()
-        )
-        return JSONResponse(error_body("invalid_request", details), status_code=422)
+        return JSONResponse(error_body("invalid_request", describe_validation_errors(exc.errors())), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def handle_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -17,7 +17,7 @@ COUNTED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/healthz", "/re
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(registry: MetricsDep, batcher: BatcherDep) -> Response:
-    registry.queue_depth.set(batcher.depth)
+    registry.queue_depth.set(batcher.depth)  # the one place the gauge is set: read when scraped
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
 
 

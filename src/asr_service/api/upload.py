@@ -22,6 +22,7 @@ from asr_service.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
+    describe_validation_errors,
 )
 from asr_service.schemas import TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 from asr_service.transcription import ClientDisconnected, Transcriber
@@ -99,12 +100,6 @@ def multipart_schema(options_model: type[BaseModel]) -> dict[str, object]:
     return {"type": "object", "required": ["file"], "properties": {"file": audio, **fields}}
 
 
-def validation_message(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)
-    )
-
-
 def _too_large(max_bytes: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"the upload is larger than the {max_bytes / 1024 / 1024:.0f} MB limit")
 
@@ -125,7 +120,7 @@ def _validate(model: type[OptionsT], fields: dict[str, object]) -> OptionsT:
     try:
         return model.model_validate(fields)
     except ValidationError as e:
-        raise InvalidParameterError(validation_message(e)) from e
+        raise InvalidParameterError(describe_validation_errors(e.errors(include_url=False))) from e
 
 
 async def _read_multipart(request: Request, max_bytes: int) -> tuple[bytes, dict[str, object]]:

@@ -29,10 +29,7 @@ class BatchPolicy:
 @dataclass(frozen=True)
 class SegmentOutcome:
     result: ChunkResult
-    queued_ms: float
-    """From submit until its batch started."""
     batch_id: int
-    batch_size: int
     batch_ms: float
     """Wall time of the model call that carried this segment (shared with its batch-mates)."""
 
@@ -41,7 +38,6 @@ class SegmentOutcome:
 class _Item:
     chunk: Chunk
     future: asyncio.Future[SegmentOutcome]
-    enqueued_at: float
 
 
 class Batcher:
@@ -71,7 +67,6 @@ class Batcher:
         for item in self._queue.drain():
             if not item.future.done():
                 item.future.set_exception(NotReadyError("the service is shutting down"))
-        self._metrics.queue_depth.set(0)
 
     def submit(self, request_id: str, chunks: list[Chunk]) -> list[asyncio.Future[SegmentOutcome]]:
         """Enqueue all segments of one request; refuse the request if the queue is already full."""
@@ -83,16 +78,13 @@ class Batcher:
                 headers={"Retry-After": str(self._policy.retry_after_seconds)},
             )
         loop = asyncio.get_running_loop()
-        now = time.perf_counter()
-        items = [_Item(chunk, loop.create_future(), now) for chunk in chunks]
+        items = [_Item(chunk, loop.create_future()) for chunk in chunks]
         self._queue.put_all(request_id, items)
-        self._metrics.queue_depth.set(len(self._queue))
         return [item.future for item in items]
 
     async def _run(self) -> None:
         while True:
             batch = await self._collect_batch()
-            self._metrics.queue_depth.set(len(self._queue))
             try:
                 await self._execute(batch)
             except Exception:  # the worker must outlive anything a batch does
@@ -148,12 +140,4 @@ class Batcher:
         self._metrics.segments.labels("ok").inc(len(live))
         for item, result in zip(live, results, strict=True):
             if not item.future.done():
-                item.future.set_result(
-                    SegmentOutcome(
-                        result=result,
-                        queued_ms=(started - item.enqueued_at) * 1000,
-                        batch_id=batch_id,
-                        batch_size=len(live),
-                        batch_ms=elapsed * 1000,
-                    )
-                )
+                item.future.set_result(SegmentOutcome(result=result, batch_id=batch_id, batch_ms=elapsed * 1000))
