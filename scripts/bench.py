@@ -49,7 +49,7 @@ async def http_throughput(url: str, files: list[bytes], concurrency: int) -> tup
 def direct_throughput(settings: Settings, files: list[bytes]) -> tuple[float, float]:
     """The engine alone on the same segments, in batches of max_batch_size: the ceiling HTTP serving can reach."""
     engine = load_engine(settings)
-    detector = SpeechDetector(vad_params(settings))
+    detector = SpeechDetector(vad_params(settings, engine.profile))
     audio_seconds, chunks = 0.0, []
     for data in files:
         audio = decode_audio(data, settings.max_audio_seconds)
@@ -58,8 +58,9 @@ def direct_throughput(settings: Settings, files: list[bytes]) -> tuple[float, fl
         chunks += [Chunk(mono[s.start : s.end]) for s in detector.detect_speech(mono)]
     engine.transcribe_batch(chunks[:1])
     started = time.perf_counter()
-    for i in range(0, len(chunks), settings.max_batch_size):
-        engine.transcribe_batch(chunks[i : i + settings.max_batch_size])
+    batch_size = settings.max_batch_size or engine.profile.max_batch_size
+    for i in range(0, len(chunks), batch_size):
+        engine.transcribe_batch(chunks[i : i + batch_size])
     return audio_seconds, time.perf_counter() - started
 
 

@@ -16,6 +16,7 @@ class PoisonedEngine:
     def __init__(self, inner: AsrEngine) -> None:
         self.inner = inner
         self.model_name = inner.model_name
+        self.profile = inner.profile
         self.batch_sizes: list[int] = []
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
@@ -31,6 +32,7 @@ class GatedEngine:
     def __init__(self, inner: AsrEngine) -> None:
         self.inner = inner
         self.model_name = inner.model_name
+        self.profile = inner.profile
         self.gate = threading.Event()
         self.entered = threading.Event()
         self.seen: list[int] = []

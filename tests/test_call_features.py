@@ -94,6 +94,7 @@ class LoopingEngine:
     def __init__(self, inner: GlmAsrEngine) -> None:
         self.inner = inner
         self.model_name = inner.model_name
+        self.profile = inner.profile
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         return [
@@ -118,6 +119,7 @@ class RecordingEngine:
     def __init__(self, inner: GlmAsrEngine) -> None:
         self.inner = inner
         self.model_name = inner.model_name
+        self.profile = inner.profile
         self.hotwords: list[tuple[str, ...]] = []
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:

@@ -84,6 +84,7 @@ class SlowEngine:
     def __init__(self, inner: GlmAsrEngine, seconds: float) -> None:
         self.inner = inner
         self.model_name = inner.model_name
+        self.profile = inner.profile
         self.seconds = seconds
         self.batches = 0
 
@@ -114,7 +115,7 @@ async def test_a_short_call_is_not_stuck_behind_a_long_one(tiny_glmasr_dir: Path
 
 
 def test_channel_copies_are_mixed_and_different_channels_split() -> None:
-    from asr_service.transcription import channels_are_copies
+    from asr_service.audio.channels import channels_are_copies
 
     speech = clip_samples("en_speechbrain_example1.wav")[0]
     assert channels_are_copies(np.stack([speech, speech * 0.999]))

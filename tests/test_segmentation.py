@@ -9,12 +9,14 @@ from audio_factory import clip_samples
 from asr_service.audio.decode import SAMPLE_RATE
 from asr_service.audio.vad import SpeechDetector, SpeechSpan, VadParams, merge_spans, split_span
 from asr_service.config import Settings
+from asr_service.engines.glm_asr import GLM_ASR_PROFILE
+from asr_service.engines.whisper_ct2 import WHISPER_PROFILE
 from asr_service.transcription import vad_params
 
 
 @pytest.fixture(scope="module")
 def detector() -> SpeechDetector:
-    return SpeechDetector(vad_params(Settings(max_segment_seconds=15)))
+    return SpeechDetector(vad_params(Settings(), GLM_ASR_PROFILE))
 
 
 def test_no_segment_exceeds_the_maximum_and_all_speech_is_kept(detector: SpeechDetector) -> None:
@@ -47,6 +49,8 @@ def test_split_cuts_overlong_spans_evenly() -> None:
     assert all(p.end - p.start <= 300 for p in pieces)
 
 
-def test_vad_params_follow_settings() -> None:
-    params = vad_params(Settings(max_segment_seconds=12, vad_threshold=0.4))
-    assert params == VadParams(0.4, 250, 300, 200, 12, 0.6)
+def test_vad_params_follow_settings_and_else_the_engine() -> None:
+    params = vad_params(Settings(max_segment_seconds=12, vad_threshold=0.4), GLM_ASR_PROFILE)
+    assert params == VadParams(0.4, 250, 300, 400, 12, 0.6)
+    assert vad_params(Settings(), WHISPER_PROFILE) == VadParams(0.35, 250, 300, 400, 30, 2.0)
+    assert vad_params(Settings(merge_gap_seconds=0), WHISPER_PROFILE).merge_gap_seconds == 0

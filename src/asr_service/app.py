@@ -3,17 +3,18 @@
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from asr_service.api import asr, health, metrics, openai
 from asr_service.api.metrics import AccessMiddleware
-from asr_service.audio.vad import SpeechDetector
+from asr_service.audio.vad import SileroModel
 from asr_service.batching import Batcher, BatchPolicy
 from asr_service.config import Settings
 from asr_service.deps import AppState
-from asr_service.engines.base import AsrEngine
+from asr_service.engines.base import AsrEngine, EngineProfile
 from asr_service.engines.loader import load_engine
 from asr_service.errors import install_error_handlers
 from asr_service.metrics import ServiceMetrics
@@ -22,9 +23,9 @@ from asr_service.transcription import Transcriber, vad_params
 logger = logging.getLogger(__name__)
 
 
-def batch_policy(settings: Settings) -> BatchPolicy:
+def batch_policy(settings: Settings, profile: EngineProfile) -> BatchPolicy:
     return BatchPolicy(
-        max_batch_size=settings.max_batch_size,
+        max_batch_size=settings.max_batch_size or profile.max_batch_size,
         max_wait_ms=settings.max_wait_ms,
         queue_size=settings.queue_size,
         retry_after_seconds=settings.retry_after_seconds,
@@ -39,19 +40,29 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
         service_metrics = ServiceMetrics()
         loaded = engine or await asyncio.to_thread(load_engine, settings)
-        detector = await asyncio.to_thread(SpeechDetector, vad_params(settings))
-        batcher = Batcher(loaded, batch_policy(settings), service_metrics)
+        vad = await asyncio.to_thread(SileroModel)
+        policy = batch_policy(settings, loaded.profile)
+        params = vad_params(settings, loaded.profile)
+        preprocessing = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="asr-preprocess")
+        batcher = Batcher(loaded, policy, service_metrics)
         await batcher.start()
-        logger.info("ready: model %s, batches of up to %d", loaded.model_name, settings.max_batch_size)
+        logger.info(
+            "ready: model %s, batches of up to %d, segments of up to %.0f s, %d preprocessing threads",
+            loaded.model_name,
+            policy.max_batch_size,
+            params.max_segment_seconds,
+            settings.preprocess_threads,
+        )
         try:
             yield AppState(
                 settings=settings,
                 metrics=service_metrics,
                 batcher=batcher,
-                transcriber=Transcriber(settings, detector, batcher, service_metrics),
+                transcriber=Transcriber(settings, params, vad, preprocessing, batcher, service_metrics),
             )
         finally:
             await batcher.stop()
+            preprocessing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="12345 hotline ASR service",

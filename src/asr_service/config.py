@@ -4,6 +4,7 @@ One source of truth for every limit: nginx's `client_max_body_size` and the Dock
 these names, and tests build the app from a `Settings` value instead of patching globals.
 """
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -65,15 +66,17 @@ class Settings(BaseSettings):
     min_audio_seconds: float = Field(default=0.1, ge=0)
     """Shorter audio is rejected as `empty_audio` (422): it cannot hold a word."""
 
-    max_segment_seconds: float = Field(default=15.0, gt=1, le=30)
-    """Longest segment given to the model. GLM-ASR degrades on long segments; Whisper's window is 30 s."""
+    max_segment_seconds: float | None = Field(default=None, gt=1, le=30)
+    """Longest segment given to the model. Unset: the engine's own (Whisper 30 s, its native window; GLM-ASR 15 s,
+    it degrades on long segments)."""
 
-    merge_gap_seconds: float = Field(default=0.6, ge=0)
-    """Neighbouring speech spans closer than this are merged into one segment (if it stays under the maximum),
-    so the model sees whole phrases rather than fragments."""
+    merge_gap_seconds: float | None = Field(default=None, ge=0)
+    """Neighbouring speech spans closer than this are merged into one segment (if it stays under the maximum), so the
+    model sees whole phrases rather than fragments. Unset: the engine's own (Whisper 2 s, GLM-ASR 0.6 s)."""
 
-    vad_threshold: float = Field(default=0.5, gt=0, lt=1)
-    """Silero speech probability above which a frame counts as speech."""
+    vad_threshold: float = Field(default=0.35, gt=0, lt=1)
+    """Silero speech probability above which a frame counts as speech. 0.35 (Silero's own default is 0.5) keeps quiet
+    openings: at 0.5 the first words of a quiet caller were lost."""
 
     vad_min_speech_ms: int = Field(default=250, ge=0)
     """Shorter bursts of 'speech' are dropped as clicks and noise."""
@@ -81,11 +84,17 @@ class Settings(BaseSettings):
     vad_min_silence_ms: int = Field(default=300, ge=0)
     """A pause must last this long to end a speech span."""
 
-    vad_speech_pad_ms: int = Field(default=200, ge=0)
-    """Padding kept on each side of a speech span so word onsets and endings are not clipped."""
+    vad_speech_pad_ms: int = Field(default=400, ge=0)
+    """Padding kept on each side of a speech span so word onsets and endings are not clipped (200 ms lost first
+    words)."""
 
-    max_batch_size: int = Field(default=8, ge=1, le=64)
-    """Most segments the worker gives the model at once."""
+    preprocess_workers: int = Field(default=0, ge=0)
+    """Threads that decode and segment uploads (each runs one core's worth of work). 0: one per CPU core this
+    process may use. A long call is segmented a block at a time, so it never holds more than one of them."""
+
+    max_batch_size: int | None = Field(default=None, ge=1, le=64)
+    """Most segments the worker gives the model at once. Unset: what was measured fastest for the engine on its
+    device (see the README's benchmark)."""
 
     max_wait_ms: float = Field(default=10, ge=0)
     """Longest the first segment of a batch waits for batch-mates."""
@@ -107,8 +116,9 @@ class Settings(BaseSettings):
     min_new_tokens: int = Field(default=16, ge=1)
     """Token budget floor for very short segments."""
 
-    beam_size: int = Field(default=1, ge=1, le=10)
-    """Beam width for the whisper engine (GLM-ASR always decodes greedily)."""
+    beam_size: int = Field(default=5, ge=1, le=10)
+    """Beam width for the whisper engine (GLM-ASR always decodes greedily). 5 is faster-whisper's own default; beam 1
+    fell into loops on Cantonese."""
 
     channel_roles: str = "agent,caller"
     """Speaker role of each channel in split mode, comma-separated (channel 0 first)."""
@@ -130,6 +140,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def preprocess_threads(self) -> int:
+        return self.preprocess_workers or len(os.sched_getaffinity(0))
 
     @property
     def roles(self) -> list[str]:

@@ -21,18 +21,6 @@ def guess_language(text: str) -> str | None:
     return "en"
 
 
-def join_texts(parts: list[str]) -> str:
-    """Join segment texts with a space, except next to Chinese characters or punctuation (Chinese uses none)."""
-    joined = ""
-    for part in (p.strip() for p in parts):
-        if not part:
-            continue
-        if joined and not (_CJK.match(joined[-1]) or _CJK.match(part[0]) or joined[-1] in "，。？！、"):
-            joined += " "
-        joined += part
-    return joined
-
-
 class ChineseScript:
     """Converts Chinese text to one script (OpenCC), so call-takers read one writing system whatever the model."""
 

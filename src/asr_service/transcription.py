@@ -5,52 +5,63 @@ share it. Stereo calls are transcribed per channel (agent and caller) and merged
 """
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
-import numpy as np
-
+from asr_service.audio.channels import decide_channels
 from asr_service.audio.decode import SAMPLE_RATE, DecodedAudio, decode_audio
-from asr_service.audio.vad import SpeechDetector, SpeechSpan, VadParams
+from asr_service.audio.vad import SileroModel, SpeechSpan, SpeechStream, VadParams, scan
 from asr_service.batching import Batcher, SegmentOutcome
 from asr_service.config import Settings
-from asr_service.engines.base import Chunk
+from asr_service.engines.base import Chunk, EngineProfile
 from asr_service.errors import EmptyAudioError, RequestTimeoutError
-from asr_service.language import ChineseScript, guess_language, join_texts
+from asr_service.language import ChineseScript, guess_language
 from asr_service.metrics import ServiceMetrics
 from asr_service.quality import remove_loops
-from asr_service.schemas import ChannelMode, Segment, Timing, TranscriptionOptions, TranscriptionResponse
+from asr_service.schemas import Segment, Timing, TranscriptionOptions, TranscriptionResponse
+from asr_service.text import join_texts, tidy_text
 
 logger = logging.getLogger(__name__)
 
-IDENTICAL_CHANNELS = 0.05
-"""Relative energy of the channels' difference below which they are copies of one signal (a mono call in stereo)."""
+SCAN_BLOCK_WINDOWS = 938
+"""About 30 s of audio (32 ms windows) per turn on a preprocessing thread: a long call gives its thread back this
+often, so a short request waits at most one block (~0.2 s) for segmentation, and its segments reach the model as
+soon as they are found."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class ClientDisconnected(Exception):
     """The client went away; its segments were withdrawn from the queue."""
 
 
-def vad_params(settings: Settings) -> VadParams:
+def vad_params(settings: Settings, profile: EngineProfile) -> VadParams:
+    """Silero's parameters from the settings; segment length and merging from the engine where left unset."""
     return VadParams(
         threshold=settings.vad_threshold,
         min_speech_ms=settings.vad_min_speech_ms,
         min_silence_ms=settings.vad_min_silence_ms,
         speech_pad_ms=settings.vad_speech_pad_ms,
-        max_segment_seconds=settings.max_segment_seconds,
-        merge_gap_seconds=settings.merge_gap_seconds,
+        max_segment_seconds=settings.max_segment_seconds or profile.max_segment_seconds,
+        merge_gap_seconds=(
+            profile.merge_gap_seconds if settings.merge_gap_seconds is None else settings.merge_gap_seconds
+        ),
     )
 
 
 @dataclass(frozen=True)
-class _Stream:
-    """One signal to segment: a channel in split mode, the downmix otherwise."""
+class _Channel:
+    """One signal to segment: a channel in split mode (`channel` set), the downmix otherwise."""
 
     channel: int | None
-    samples: np.ndarray
+    stream: SpeechStream
 
 
 @dataclass(frozen=True)
@@ -59,36 +70,20 @@ class _Piece:
     span: SpeechSpan
 
 
-def channels_are_copies(samples: np.ndarray, block: int = 1 << 20) -> bool:
-    """True when every channel carries the same signal as the first (so splitting would transcribe it twice).
-
-    Block by block, so a 4-hour stereo call needs megabytes, not gigabytes, of temporaries.
-    """
-    first = samples[0]
-    for other in samples[1:]:
-        difference = energy = 0.0
-        for start in range(0, first.size, block):
-            a, b = first[start : start + block], other[start : start + block]
-            d = b - a
-            difference += float(np.dot(d, d))
-            energy += float(np.dot(a, a)) + float(np.dot(b, b))
-        if energy and difference / energy > IDENTICAL_CHANNELS:
-            return False
-    return True
-
-
-def resolve_channel_mode(audio: DecodedAudio, requested: ChannelMode) -> Literal["mix", "split"]:
-    if audio.channel_count == 1 or requested == "mix":
-        return "mix"
-    if requested == "split":
-        return "split"
-    return "mix" if channels_are_copies(audio.samples) else "split"
-
-
 class Transcriber:
-    def __init__(self, settings: Settings, detector: SpeechDetector, batcher: Batcher, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        params: VadParams,
+        vad: SileroModel,
+        preprocessing: Executor,
+        batcher: Batcher,
+        metrics: ServiceMetrics,
+    ) -> None:
         self._settings = settings
-        self._detector = detector
+        self._params = params
+        self._vad = vad
+        self._preprocessing = preprocessing
         self._batcher = batcher
         self._metrics = metrics
         self._script = ChineseScript(settings.chinese_script)
@@ -99,6 +94,11 @@ class Transcriber:
     def model_name(self) -> str:
         return self._batcher.engine.model_name
 
+    async def _preprocess(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run CPU work (decoding, channel analysis, a VAD block) on the bounded preprocessing pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._preprocessing, functools.partial(function, *args, **kwargs))
+
     async def transcribe(
         self,
         data: bytes,
@@ -107,7 +107,9 @@ class Transcriber:
     ) -> TranscriptionResponse:
         request_id = uuid.uuid4().hex
         started = time.perf_counter()
-        audio = await asyncio.to_thread(decode_audio, data, self._settings.max_audio_seconds)
+        deadline = started + self._settings.request_timeout_seconds
+        self._batcher.admit()  # before any work: an overloaded service refuses at once
+        audio = await self._preprocess(decode_audio, data, self._settings.max_audio_seconds)
         decode_ms = _ms_since(started)
         if audio.duration < self._settings.min_audio_seconds:
             raise EmptyAudioError(
@@ -115,15 +117,32 @@ class Transcriber:
                 f"{self._settings.min_audio_seconds * 1000:.0f} ms are needed"
             )
         self._metrics.audio_seconds.inc(audio.duration)
-        vad_started = time.perf_counter()
         language = None if options.language == "auto" else options.language
-        mode, pieces, chunks = await asyncio.to_thread(self._segment, audio, options, language)
-        vad_ms = _ms_since(vad_started)
-        queued = time.perf_counter()
-        outcomes = await self._await_all(request_id, chunks, client_gone) if chunks else []
-        wait_ms = _ms_since(queued)
+        hotwords = tuple(dict.fromkeys([*self._server_hotwords, *options.hotwords]))
+        vad_started = time.perf_counter()
+        mode, channels = await self._preprocess(self._open_channels, audio, options)
+        pieces: list[_Piece] = []
+        futures: list[asyncio.Future[SegmentOutcome]] = []
+        try:
+            while not all(c.stream.finished for c in channels):
+                _check_still_wanted(client_gone, deadline, self._settings.request_timeout_seconds)
+                found = await self._preprocess(scan, self._vad, [c.stream for c in channels], SCAN_BLOCK_WINDOWS)
+                chunks: list[Chunk] = []
+                for channel, spans in zip(channels, found, strict=True):
+                    for span in spans:
+                        pieces.append(_Piece(channel.channel, span))
+                        chunks.append(Chunk(channel.stream.samples[span.start : span.end], language, hotwords))
+                if chunks:
+                    futures += self._batcher.submit(request_id, chunks)
+            vad_ms = _ms_since(vad_started)
+            outcomes = await self._await_all(futures, client_gone, deadline) if futures else []
+        except BaseException:
+            for future in futures:
+                future.cancel()  # the worker skips cancelled segments
+            raise
         inference_ms = round(sum({o.batch_id: o.batch_ms for o in outcomes}.values()), 1)
         segments = self._segments(pieces, outcomes)
+        total_ms = _ms_since(started)
         logger.info(
             "request %s: %.1f s audio, %d channel(s) %s, %d segments, %.0f ms",
             request_id,
@@ -131,7 +150,7 @@ class Transcriber:
             audio.channel_count,
             mode,
             len(segments),
-            _ms_since(started),
+            total_ms,
         )
         return TranscriptionResponse(
             id=request_id,
@@ -147,51 +166,40 @@ class Transcriber:
             timing=Timing(
                 decode_ms=decode_ms,
                 vad_ms=vad_ms,
-                queue_ms=round(max(0.0, wait_ms - inference_ms), 1),
+                queue_ms=round(max(0.0, total_ms - decode_ms - vad_ms - inference_ms), 1),
                 inference_ms=inference_ms,
-                total_ms=_ms_since(started),
+                total_ms=total_ms,
             ),
         )
 
-    def _segment(
-        self, audio: DecodedAudio, options: TranscriptionOptions, language: str | None
-    ) -> tuple[Literal["mix", "split"], list[_Piece], list[Chunk]]:
-        """Choose mix or split, find speech in each stream, and cut chunks (views, not copies). Runs in a thread:
-        on a 4-hour stereo call the downmix alone would block the event loop for half a second."""
-        mode = resolve_channel_mode(audio, options.channels)
-        streams = (
-            [_Stream(c, audio.samples[c]) for c in range(audio.channel_count)]
-            if mode == "split"
-            else [_Stream(None, audio.mono())]
-        )
-        hotwords = tuple(dict.fromkeys([*self._server_hotwords, *options.hotwords]))
-        pieces: list[_Piece] = []
-        chunks: list[Chunk] = []
-        for stream in streams:
-            for span in self._detector.detect_speech(stream.samples):
-                pieces.append(_Piece(stream.channel, span))
-                chunks.append(Chunk(stream.samples[span.start : span.end], language, hotwords))
-        return mode, pieces, chunks
+    def _open_channels(
+        self, audio: DecodedAudio, options: TranscriptionOptions
+    ) -> tuple[Literal["mix", "split"], list[_Channel]]:
+        """Choose mix or split and set up one speech stream per signal (the downmix alone would block the event loop
+        for half a second on a 4-hour stereo call, hence a preprocessing thread)."""
+        mode = decide_channels(audio, options.channels)
+        if mode == "split":
+            return mode, [_Channel(c, SpeechStream(audio.samples[c], self._params)) for c in range(audio.channel_count)]
+        return mode, [_Channel(None, SpeechStream(audio.mono(), self._params))]
 
     async def _await_all(
-        self, request_id: str, chunks: list[Chunk], client_gone: asyncio.Future[None] | None
+        self,
+        futures: list[asyncio.Future[SegmentOutcome]],
+        client_gone: asyncio.Future[None] | None,
+        deadline: float,
     ) -> list[SegmentOutcome]:
-        futures = self._batcher.submit(request_id, chunks)
         everything = asyncio.gather(*futures)
         waiters: set[asyncio.Future[object]] = {everything}
         if client_gone is not None:
             waiters.add(client_gone)
         try:
-            await asyncio.wait(waiters, timeout=self._settings.request_timeout_seconds, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waiters, timeout=max(0.0, deadline - time.perf_counter()), return_when="FIRST_COMPLETED")
         finally:
             if not everything.done():
                 everything.cancel()  # cancels the pending futures: the worker skips them
         if everything.cancelled() or not everything.done():
-            if client_gone is not None and client_gone.done():
-                raise ClientDisconnected(request_id)
-            raise RequestTimeoutError(
-                f"transcription did not finish within {self._settings.request_timeout_seconds:.0f} s"
-            )
+            _check_still_wanted(client_gone, float("inf"), self._settings.request_timeout_seconds)
+            raise _timeout(self._settings.request_timeout_seconds)
         return everything.result()
 
     def _segments(self, pieces: list[_Piece], outcomes: list[SegmentOutcome]) -> list[Segment]:
@@ -199,7 +207,7 @@ class Transcriber:
         segments: list[Segment] = []
         ordered = sorted(zip(pieces, outcomes, strict=True), key=lambda p: (p[0].span.start, p[0].channel or 0))
         for piece, outcome in ordered:
-            check = remove_loops(self._script.convert(outcome.result.text))
+            check = remove_loops(tidy_text(self._script.convert(outcome.result.text)))
             if not check.text:
                 continue
             confidence = outcome.result.confidence
@@ -223,6 +231,17 @@ class Transcriber:
         if channel is None:
             return None
         return self._roles[channel] if channel < len(self._roles) else f"channel{channel}"
+
+
+def _check_still_wanted(client_gone: asyncio.Future[None] | None, deadline: float, timeout: float) -> None:
+    if client_gone is not None and client_gone.done():
+        raise ClientDisconnected()
+    if time.perf_counter() > deadline:
+        raise _timeout(timeout)
+
+
+def _timeout(seconds: float) -> RequestTimeoutError:
+    return RequestTimeoutError(f"transcription did not finish within {seconds:.0f} s")
 
 
 def _ms_since(mark: float) -> float:

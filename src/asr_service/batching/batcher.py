@@ -68,8 +68,9 @@ class Batcher:
             if not item.future.done():
                 item.future.set_exception(NotReadyError("the service is shutting down"))
 
-    def submit(self, request_id: str, chunks: list[Chunk]) -> list[asyncio.Future[SegmentOutcome]]:
-        """Enqueue all segments of one request; refuse the request if the queue is already full."""
+    def admit(self) -> None:
+        """Refuse a new request while the worker is down or the queue is full. An admitted request then submits all
+        of its segments, block by block as they are found, so a long call is never refused by its own length."""
         if not self.alive:
             raise NotReadyError("the transcription worker is not running")
         if len(self._queue) >= self._policy.queue_size:
@@ -77,6 +78,11 @@ class Batcher:
                 f"{len(self._queue)} segments are waiting for the model; try again shortly",
                 headers={"Retry-After": str(self._policy.retry_after_seconds)},
             )
+
+    def submit(self, request_id: str, chunks: list[Chunk]) -> list[asyncio.Future[SegmentOutcome]]:
+        """Enqueue segments of an admitted request; one future per segment, in order."""
+        if not self.alive:
+            raise NotReadyError("the transcription worker is not running")
         loop = asyncio.get_running_loop()
         items = [_Item(chunk, loop.create_future()) for chunk in chunks]
         self._queue.put_all(request_id, items)

@@ -38,6 +38,20 @@ class ChunkResult:
 
 
 @dataclass(frozen=True)
+class EngineProfile:
+    """What suits an engine where a setting is left unset (`None`): segment length, merging and batch size differ
+    between models, and a setting that helps one (GLM-ASR's 15-second segments) hurts another (Whisper's native
+    window is 30 seconds)."""
+
+    max_segment_seconds: float
+    """Longest segment given to the model."""
+    merge_gap_seconds: float
+    """Speech spans closer than this are joined into one segment (within the maximum), so the model hears context."""
+    max_batch_size: int
+    """Most segments per model call that is fastest on this engine and device."""
+
+
+@dataclass(frozen=True)
 class TokenBudget:
     """How many tokens a segment may produce: enough for fast speech, never a fixed cap that cuts long speech."""
 
@@ -51,6 +65,8 @@ class TokenBudget:
 class AsrEngine(Protocol):
     model_name: str
     """What responses, logs and /readyz report as the model in use."""
+    profile: EngineProfile
+    """Segmentation and batching that suit this engine on its device."""
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         """Transcribe all chunks in one padded batch; return one result per chunk, in order."""

@@ -1,0 +1,143 @@
+"""Accuracy of the service against the model run directly: shared by the accuracy tests and scripts/eval_accuracy.py.
+
+"Model direct" is what a new user gets from faster-whisper's own defaults (`WhisperModel.transcribe(file,
+language=…)`: beam 5, 30-second windows, temperature fallback, no VAD) on exactly the bytes the service receives.
+The service is the in-process transcription pipeline (decode, channel decision, VAD, batching worker, guards).
+"""
+
+import io
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import jiwer
+import numpy as np
+import opencc
+from audio_factory import Clip, Format, Placement, build_call, clip_samples, encode, manifest
+from faster_whisper import WhisperModel
+
+from asr_service.app import create_app
+from asr_service.audio.decode import SAMPLE_RATE, decode_audio
+from asr_service.config import Settings
+from asr_service.schemas import TranscriptionOptions, TranscriptionResponse
+from asr_service.transcription import Transcriber
+
+_t2s = opencc.OpenCC("t2s")
+
+NARROWBAND = Format("mp3-8k", "mp3", "libmp3lame", 8_000, options=(("b", "32000"),))
+"""How hotline recorders store calls: 8 kHz, 32 kbit/s MP3."""
+NARROWBAND_STEREO = Format("mp3-8k-stereo", "mp3", "libmp3lame", 8_000, channels=2, options=(("b", "32000"),))
+
+
+def normalise(text: str, language: str) -> str:
+    text = _t2s.convert(text).lower()
+    text = re.sub(r"\[(left|right)\]", " ", text)
+    text = re.sub(r"[^\w\s']", " ", text)
+    return re.sub(r"\s+", "", text) if language in ("zh", "yue") else " ".join(text.split())
+
+
+def error_rate(reference: str, hypothesis: str, language: str) -> float:
+    """CER for Chinese and Cantonese, WER for English, after removing punctuation, case and script differences."""
+    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
+    return jiwer.cer(ref, hyp) if language in ("zh", "yue") else jiwer.wer(ref, hyp)
+
+
+def segment_text(result: TranscriptionResponse) -> str:
+    """The words of a transcript in time order, without the speaker prefixes of split mode."""
+    return " ".join(segment.text for segment in result.segments)
+
+
+def whisper_language(language: str) -> str:
+    return "zh" if language == "yue" else language  # whisper-base has no Cantonese token
+
+
+@dataclass
+class Scores:
+    """Per-language mean error of the service and of the model run directly on the same items."""
+
+    service: dict[str, list[float]] = field(default_factory=dict)
+    direct: dict[str, list[float]] = field(default_factory=dict)
+    items: list[str] = field(default_factory=list)
+    """One line per item: its name, both errors and both texts (for `eval_accuracy.py --verbose`)."""
+
+    def add(self, name: str, language: str, reference: str, service_text: str, direct_text: str) -> None:
+        service, direct = error_rate(reference, service_text, language), error_rate(reference, direct_text, language)
+        self.service.setdefault(language, []).append(service)
+        self.direct.setdefault(language, []).append(direct)
+        self.items.append(f"{name}: service {service:.2f} {service_text!r} | direct {direct:.2f} {direct_text!r}")
+
+    def means(self) -> dict[str, tuple[float, float]]:
+        """language -> (service, direct) mean error; `all` is the mean over every item."""
+        table = {lang: (float(np.mean(self.service[lang])), float(np.mean(self.direct[lang]))) for lang in self.service}
+        every_service = [e for errors in self.service.values() for e in errors]
+        every_direct = [e for errors in self.direct.values() for e in errors]
+        table["all"] = (float(np.mean(every_service)), float(np.mean(every_direct)))
+        return table
+
+
+def direct_text(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> str:
+    """faster-whisper's own transcribe() with its defaults, on a file's bytes or on 16 kHz samples."""
+    source = io.BytesIO(audio) if isinstance(audio, bytes) else audio
+    segments, _ = model.transcribe(source, language=whisper_language(language) if language else None)
+    return " ".join(segment.text for segment in segments)
+
+
+@asynccontextmanager
+async def in_process_transcriber(settings: Settings) -> AsyncIterator[Transcriber]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app) as state:
+        yield state["transcriber"]
+
+
+def narrowband(clip: Clip) -> bytes:
+    return encode(clip_samples(clip.file), NARROWBAND_STEREO if clip.channels == 2 else NARROWBAND)
+
+
+async def score_clips(
+    transcriber: Transcriber, model: WhisperModel, clips: list[Clip], as_narrowband: bool = False
+) -> Scores:
+    scores = Scores()
+    for clip in clips:
+        data = narrowband(clip) if as_narrowband else clip.path.read_bytes()
+        result = await transcriber.transcribe(data, TranscriptionOptions(language=clip.language))
+        scores.add(
+            clip.file, clip.language, clip.reference, segment_text(result), direct_text(model, data, clip.language)
+        )
+    return scores
+
+
+def long_call_placements(clips: list[Clip], gap: float = 20.0) -> tuple[list[tuple[Placement, Clip]], float]:
+    """Every mono clip once, alternating between the agent's and the caller's channel, `gap` seconds apart."""
+    placed: list[tuple[Placement, Clip]] = []
+    at = 2.0
+    for i, clip in enumerate(c for c in clips if c.channels == 1):
+        placed.append((Placement(at, clip.file, channel=i % 2), clip))
+        at += clip.duration + gap
+    return placed, at + gap
+
+
+async def score_long_call(transcriber: Transcriber, model: WhisperModel, clips: list[Clip]) -> Scores:
+    """A two-channel 8 kHz MP3 call built from the clips (with line hiss between them). Each clip's words are those
+    of the segments on its channel that overlap its time, compared with the model run directly on that stretch of
+    the same channel of the same decoded file alone (the clip with a second of the call on each side). The call
+    mixes languages, so neither side is told the language."""
+    placed, seconds = long_call_placements(clips)
+    data = encode(build_call([p for p, _ in placed], seconds, channels=2), NARROWBAND_STEREO)
+    result = await transcriber.transcribe(data, TranscriptionOptions(channels="split", language="auto"))
+    call = decode_audio(data, max_seconds=seconds + 60).samples
+    scores = Scores()
+    for placement, clip in placed:
+        end = placement.at + clip.duration
+        words = " ".join(
+            s.text for s in result.segments if s.channel == placement.channel and s.start < end and s.end > placement.at
+        )
+        stretch = call[placement.channel, int((placement.at - 1) * SAMPLE_RATE) : int((end + 1) * SAMPLE_RATE)]
+        scores.add(
+            f"{clip.file}@{placement.at:.0f}s", clip.language, clip.reference, words, direct_text(model, stretch, None)
+        )
+    return scores
+
+
+def shared_clips() -> list[Clip]:
+    return manifest()
