@@ -9,14 +9,16 @@ import hashlib
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_suppressed_tokens
+from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
 from asr_service.engines.base import Chunk, ChunkResult, EngineProfile, TokenBudget
 
@@ -27,6 +29,12 @@ EMBEDDED_MODEL_NAME = "Systran/faster-whisper-base"
 
 LANGUAGE_FOR_WHISPER = {"zh": "zh", "yue": "zh", "en": "en"}
 """whisper-base has no Cantonese token; Cantonese is written as Chinese."""
+
+COMPRESSION_RATIO_THRESHOLD = 2.4
+"""faster-whisper's test for a decoding loop: text that gzip compresses this well repeats itself."""
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
+FALLBACK_BEST_OF = 5
+FALLBACK_SEED = 12345
 
 NO_SPEECH_PROBABILITY = 0.6
 LOW_AVERAGE_LOGPROB = -1.0
@@ -105,24 +113,85 @@ class WhisperEngine:
             )
             for lang, chunk in zip(languages, chunks, strict=True)
         ]
-        max_new = max(self._budget.for_duration(chunk.duration) for chunk in chunks)
-        results = self._model.model.generate(
-            encoded,
-            prompts,
-            beam_size=self._beam_size,
-            max_length=min(self._model.max_length, max(len(p) for p in prompts) + max_new),
-            suppress_blank=True,
-            suppress_tokens=self._suppress,
-            return_scores=True,
-            return_no_speech_prob=True,
+        max_length = min(
+            self._model.max_length,
+            max(len(p) for p in prompts) + max(self._budget.for_duration(chunk.duration) for chunk in chunks),
         )
-        return [self._result(result, lang) for result, lang in zip(results, languages, strict=True)]
+        results = self._model.model.generate(
+            encoded, prompts, beam_size=self._beam_size, max_length=max_length, **self._generate_options
+        )
+        decoded = [self._decode(result, lang) for result, lang in zip(results, languages, strict=True)]
+        for i, attempt in enumerate(decoded):
+            if attempt.needs_fallback:
+                decoded[i] = self._fallback(features[i : i + 1], prompts[i], languages[i], max_length, attempt)
+        return [attempt.result() for attempt in decoded]
 
-    def _result(self, result: object, language: str) -> ChunkResult:
+    @property
+    def _generate_options(self) -> dict[str, object]:
+        return {
+            "suppress_blank": True,
+            "suppress_tokens": self._suppress,
+            "return_scores": True,
+            "return_no_speech_prob": True,
+        }
+
+    def _decode(self, result: object, language: str) -> "_Attempt":
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer(language).eot]
         # CTranslate2 scores are length-normalised log-probabilities; as faster-whisper does, spread over n+1 (EOT).
         avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(result.sequences_ids[0]) + 1)
-        if result.no_speech_prob > NO_SPEECH_PROBABILITY and avg_logprob < LOW_AVERAGE_LOGPROB:
-            return ChunkResult(text="", confidence=round(float(result.no_speech_prob), 4), language=language)
         text = self._tokenizer(language).decode(tokens).strip()
-        return ChunkResult(text=text, confidence=round(float(np.exp(avg_logprob)), 4), language=language)
+        return _Attempt(text, avg_logprob, float(result.no_speech_prob), language)
+
+    def _fallback(
+        self, features: np.ndarray, prompt: list[int], language: str, max_length: int, first: "_Attempt"
+    ) -> "_Attempt":
+        """faster-whisper's temperature fallback for one segment whose beam search looped or was unsure: sample at
+        rising temperatures (best of 5) until a result passes, else keep the most probable non-looping attempt.
+        Seeded, so the same audio always gives the same transcript."""
+        encoded = self._model.encode(features)
+        attempts = [first]
+        for temperature in FALLBACK_TEMPERATURES:
+            ctranslate2.set_random_seed(FALLBACK_SEED)
+            result = self._model.model.generate(
+                encoded,
+                [prompt],
+                beam_size=1,
+                num_hypotheses=FALLBACK_BEST_OF,
+                sampling_topk=0,
+                sampling_temperature=temperature,
+                max_length=max_length,
+                **self._generate_options,
+            )[0]
+            attempt = self._decode(result, language)
+            if not attempt.needs_fallback:
+                return attempt
+            attempts.append(attempt)
+        return max([a for a in attempts if not a.loops] or attempts, key=lambda a: a.avg_logprob)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One decoding of a segment, judged by faster-whisper's rules."""
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    language: str
+
+    @property
+    def silence(self) -> bool:
+        """Whisper's no-speech rule: looks like no speech and was decoded with low confidence."""
+        return self.no_speech_prob > NO_SPEECH_PROBABILITY and self.avg_logprob < LOW_AVERAGE_LOGPROB
+
+    @property
+    def loops(self) -> bool:
+        return get_compression_ratio(self.text) > COMPRESSION_RATIO_THRESHOLD
+
+    @property
+    def needs_fallback(self) -> bool:
+        return not self.silence and (self.loops or self.avg_logprob < LOW_AVERAGE_LOGPROB)
+
+    def result(self) -> ChunkResult:
+        if self.silence:
+            return ChunkResult(text="", confidence=round(self.no_speech_prob, 4), language=self.language)
+        return ChunkResult(text=self.text, confidence=round(float(np.exp(self.avg_logprob)), 4), language=self.language)
