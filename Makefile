@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run proxy test lint bench bench-long tiny-model clean
+SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl
+
+.PHONY: install system-packages run proxy test lint bench bench-long eval tiny-model clean
 
 install: $(STAMP)
 
@@ -14,15 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Debian packages the tests use (the real nginx, openssl for its password hashes), installed when missing.
+system-packages:
+	scripts/install_system_packages.sh $(SYSTEM_PACKAGES)
+
 run: install
 	$(BIN)/asr-service serve
 
-# nginx (deploy/nginx.conf) on http://127.0.0.1:8080 in front of `make run`; credentials from ASR_PROXY_USER and
-# ASR_PROXY_PASSWORD (default asr / change-me).
-proxy: install
+# The service and nginx (deploy/nginx.conf) in front of it on http://127.0.0.1:8080; credentials from
+# ASR_PROXY_USER and ASR_PROXY_PASSWORD (default asr / change-me).
+proxy: install system-packages
 	$(BIN)/asr-service proxy
 
-test: install
+test: install system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -34,6 +40,9 @@ bench: install
 
 bench-long: install
 	$(BIN)/python scripts/bench_long_calls.py
+
+eval: install
+	$(BIN)/python scripts/eval_accuracy.py $(EVAL_ARGS)
 
 tiny-model: install
 	$(BIN)/python scripts/make_tiny_glmasr.py .cache/tiny-glmasr

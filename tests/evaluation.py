@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import ctranslate2
 import jiwer
 import numpy as np
 import opencc
@@ -79,6 +80,7 @@ class Scores:
 def direct_text(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> str:
     """faster-whisper's own transcribe() with its defaults, on a file's bytes or on 16 kHz samples."""
     source = io.BytesIO(audio) if isinstance(audio, bytes) else audio
+    ctranslate2.set_random_seed(0)  # its temperature fallback samples: the same input must give the same baseline
     segments, _ = model.transcribe(source, language=whisper_language(language) if language else None)
     return " ".join(segment.text for segment in segments)
 
