@@ -195,7 +195,9 @@ def run_scaling() -> None:
     for i in range(8):
         channels = 1 + i % 2
         placements = [Placement(t, CLIPS[(i + k) % 3], channel=k % channels) for k, t in enumerate(range(2, 280, 15))]
-        files.append(encode(build_call(placements, 300, channels=channels, seed=i), mp3_stereo if channels == 2 else mp3))
+        files.append(
+            encode(build_call(placements, 300, channels=channels, seed=i), mp3_stereo if channels == 2 else mp3)
+        )
     rates = {}
     for workers in (1, 2):
         audio, wall = asyncio.run(preprocessing_throughput(workers, files))

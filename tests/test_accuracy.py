@@ -1,43 +1,28 @@
-"""The embedded whisper-base on real speech: per-language error bounds, and no loss against the model run directly.
+"""The embedded whisper-base on real speech: the service loses nothing the model itself gets right.
 
-Bounds are what we measured (README, "Accuracy") plus a small margin: whisper-base is weak on Chinese, so the point is
-that segmentation, decoding and batching lose nothing the model itself gets right.
+"Model direct" is faster-whisper's own `transcribe()` with its defaults on the same bytes (tests/evaluation.py); the
+service runs at the defaults a user gets. Per language, the service's mean error may exceed the model's by at most
+half a point, on the shared clips as they are, on 8 kHz MP3 versions of them, and on a two-channel 8 kHz call built
+from them. `make eval` prints the same tables.
 """
 
-import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import jiwer
-import opencc
 import pytest
-from audio_factory import Clip, manifest
+from audio_factory import manifest
+from evaluation import Scores, error_rate, in_process_transcriber, score_clips, score_long_call, shared_clips
 from faster_whisper import WhisperModel
 
+from asr_service.config import Settings
 from asr_service.engines.whisper_ct2 import assemble_embedded_model
+from asr_service.transcription import Transcriber
 
-MEAN_ERROR_BOUND = {"zh": 0.22, "yue": 0.25, "en": 0.10}
-"""Measured: CER zh 0.158, CER yue 0.176, WER en 0.068 (0.0 on every mono English clip)."""
-NO_LOSS_MARGIN = 0.05
-"""The service's mean error may exceed the model's own (whole file, no VAD) by at most this much."""
-
-_t2s = opencc.OpenCC("t2s")
-
-
-def normalise(text: str, language: str) -> str:
-    text = _t2s.convert(text).lower()
-    text = re.sub(r"\[(left|right)\]", " ", text)
-    text = re.sub(r"[^\w\s']", " ", text)
-    return re.sub(r"\s+", "", text) if language in ("zh", "yue") else " ".join(text.split())
-
-
-def error_rate(reference: str, hypothesis: str, language: str) -> float:
-    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
-    return jiwer.cer(ref, hyp) if language in ("zh", "yue") else jiwer.wer(ref, hyp)
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+NO_LOSS_MARGIN = 0.005
+"""Half a point of CER/WER: the service's mean error per language may exceed the model run directly by this much."""
+MEAN_ERROR_BOUND = {"zh": 0.14, "yue": 0.15, "en": 0.01}
+"""Absolute ceilings on the shared clips as they are (measured: zh 0.131, yue 0.139, en 0.0)."""
 
 
 @pytest.fixture(scope="module")
@@ -45,29 +30,39 @@ def direct_model(model_cache: Path) -> WhisperModel:
     return WhisperModel(str(assemble_embedded_model(model_cache)), device="cpu", compute_type="int8")
 
 
-@pytest.mark.slow
-async def test_service_matches_the_model_per_language(whisper: httpx.AsyncClient, direct_model: WhisperModel) -> None:
-    service_errors: dict[str, list[float]] = {}
-    direct_errors: dict[str, list[float]] = {}
-    clips: list[Clip] = manifest()
-    for clip in clips:
-        response = await whisper.post("/asr", files={"file": (clip.file, clip.path.read_bytes())})
-        assert response.status_code == 200, response.text
-        service_errors.setdefault(clip.language, []).append(
-            error_rate(clip.reference, response.json()["text"], clip.language)
-        )
-        segments, _ = direct_model.transcribe(
-            str(clip.path), beam_size=1, vad_filter=False, condition_on_previous_text=False
-        )
-        direct_text = " ".join(segment.text for segment in segments)
-        direct_errors.setdefault(clip.language, []).append(error_rate(clip.reference, direct_text, clip.language))
-    report = {
-        lang: (round(mean(service_errors[lang]), 3), round(mean(direct_errors[lang]), 3)) for lang in service_errors
-    }
+@pytest.fixture(scope="module")
+async def transcriber(model_cache: Path) -> AsyncIterator[Transcriber]:
+    async with in_process_transcriber(Settings(model="whisper-base", cache_dir=model_cache)) as transcriber:
+        yield transcriber
+
+
+def assert_no_loss(scores: Scores) -> None:
+    means = scores.means()
+    report = {lang: (round(service, 3), round(direct, 3)) for lang, (service, direct) in means.items()}
     print("mean error (service, model direct):", report)
-    for language, errors in service_errors.items():
-        assert mean(errors) <= MEAN_ERROR_BOUND[language], report
-        assert mean(errors) <= mean(direct_errors[language]) + NO_LOSS_MARGIN, report
+    for language, (service, direct) in means.items():
+        assert service <= direct + NO_LOSS_MARGIN, (language, report, scores.items)
+
+
+@pytest.mark.slow
+async def test_no_loss_on_the_shared_clips(transcriber: Transcriber, direct_model: WhisperModel) -> None:
+    scores = await score_clips(transcriber, direct_model, shared_clips())
+    assert_no_loss(scores)
+    for language, (service, _) in scores.means().items():
+        if language != "all":
+            assert service <= MEAN_ERROR_BOUND[language], (language, service)
+
+
+@pytest.mark.slow
+async def test_no_loss_on_8khz_narrowband_versions(transcriber: Transcriber, direct_model: WhisperModel) -> None:
+    assert_no_loss(await score_clips(transcriber, direct_model, shared_clips(), as_narrowband=True))
+
+
+@pytest.mark.slow
+async def test_no_loss_on_a_two_channel_call_built_from_the_clips(
+    transcriber: Transcriber, direct_model: WhisperModel
+) -> None:
+    assert_no_loss(await score_long_call(transcriber, direct_model, shared_clips()))
 
 
 async def test_clean_english_is_word_perfect(whisper: httpx.AsyncClient) -> None:

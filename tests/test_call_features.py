@@ -10,7 +10,7 @@ import pytest
 import torch
 from audio_factory import AUDIO_DIR, Placement, build_call, clip_samples, wav_bytes
 from conftest import tiny_settings
-from test_accuracy import error_rate
+from evaluation import error_rate
 
 from asr_service.engines.base import Chunk, ChunkResult, TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine

@@ -120,3 +120,41 @@ def test_channel_copies_are_mixed_and_different_channels_split() -> None:
     speech = clip_samples("en_speechbrain_example1.wav")[0]
     assert channels_are_copies(np.stack([speech, speech * 0.999]))
     assert not channels_are_copies(clip_samples("en_stereo_diarization.wav"))
+
+
+class TimedEngine:
+    """The real tiny GLM-ASR; notes when each batch reaches it."""
+
+    def __init__(self, inner: GlmAsrEngine) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.profile = inner.profile
+        self.calls: list[float] = []
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        self.calls.append(time.perf_counter())
+        return self.inner.transcribe_batch(chunks)
+
+
+async def test_a_long_calls_segmentation_holds_up_no_one(tiny_glmasr_dir: Path, model_cache: Path) -> None:
+    """One preprocessing thread, a 20-minute stereo call: a short request sent while the call is being segmented is
+    answered before that segmentation ends, and the call's first segments reach the model before it ends too."""
+    engine = TimedEngine(GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, TokenBudget(16, 16)))
+    settings = tiny_settings(tiny_glmasr_dir, model_cache, preprocess_workers=1)
+    placements = [Placement(1 + 30 * i, "en_speechbrain_example1.wav", channel=i % 2) for i in range(40)]
+    long_call = encode(build_call(placements, 20 * 60, channels=2), MP3_8K_STEREO)
+    short_call = wav_bytes(clip_samples("zh_firered_IT0011W0001.wav"))
+    with serve_in_thread(settings, engine) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            sent = time.perf_counter()
+            long_request = asyncio.create_task(client.post("/asr", files={"file": ("long.mp3", long_call)}))
+            while not engine.calls:  # the call's first segment is being transcribed: segmentation is under way
+                await asyncio.sleep(0.02)
+            short = await client.post("/asr", files={"file": ("short.wav", short_call)})
+            short_done = time.perf_counter()
+            long_body = (await long_request).json()
+    assert short.status_code == 200
+    assert len(long_body["segments"]) == 40
+    segmentation_ended = sent + (long_body["timing"]["decode_ms"] + long_body["timing"]["vad_ms"]) / 1000
+    assert short_done < segmentation_ended, (short_done - sent, segmentation_ended - sent)
+    assert engine.calls[0] < segmentation_ended
