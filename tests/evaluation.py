@@ -68,6 +68,12 @@ class Scores:
         self.direct.setdefault(language, []).append(direct)
         self.items.append(f"{name}: service {service:.2f} {service_text!r} | direct {direct:.2f} {direct_text!r}")
 
+    def extend(self, other: "Scores") -> None:
+        for language in other.service:
+            self.service.setdefault(language, []).extend(other.service[language])
+            self.direct.setdefault(language, []).extend(other.direct[language])
+        self.items += other.items
+
     def means(self) -> dict[str, tuple[float, float]]:
         """language -> (service, direct) mean error; `all` is the mean over every item."""
         table = {lang: (float(np.mean(self.service[lang])), float(np.mean(self.direct[lang]))) for lang in self.service}

@@ -84,9 +84,9 @@ class Settings(BaseSettings):
     vad_min_silence_ms: int = Field(default=300, ge=0)
     """A pause must last this long to end a speech span."""
 
-    vad_speech_pad_ms: int = Field(default=400, ge=0)
+    vad_speech_pad_ms: int | None = Field(default=None, ge=0)
     """Padding kept on each side of a speech span so word onsets and endings are not clipped (200 ms lost first
-    words)."""
+    words). Unset: the engine's own (Whisper 800 ms, GLM-ASR 400 ms)."""
 
     preprocess_workers: int = Field(default=0, ge=0)
     """Threads that decode and segment uploads (each runs one core's worth of work). 0: one per CPU core this

@@ -48,7 +48,7 @@ def vad_params(settings: Settings, profile: EngineProfile) -> VadParams:
         threshold=settings.vad_threshold,
         min_speech_ms=settings.vad_min_speech_ms,
         min_silence_ms=settings.vad_min_silence_ms,
-        speech_pad_ms=settings.vad_speech_pad_ms,
+        speech_pad_ms=profile.speech_pad_ms if settings.vad_speech_pad_ms is None else settings.vad_speech_pad_ms,
         max_segment_seconds=settings.max_segment_seconds or profile.max_segment_seconds,
         merge_gap_seconds=(
             profile.merge_gap_seconds if settings.merge_gap_seconds is None else settings.merge_gap_seconds

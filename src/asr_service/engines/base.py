@@ -47,6 +47,8 @@ class EngineProfile:
     """Longest segment given to the model."""
     merge_gap_seconds: float
     """Speech spans closer than this are joined into one segment (within the maximum), so the model hears context."""
+    speech_pad_ms: int
+    """Audio kept on each side of the speech the VAD found, so onsets are not clipped and the model hears context."""
     max_batch_size: int
     """Most segments per model call that is fastest on this engine and device."""
 

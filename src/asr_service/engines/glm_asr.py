@@ -34,7 +34,7 @@ class _PerRowTokenBudget(StoppingCriteria):
         return (self._budgets.to(input_ids.device) <= generated).to(torch.bool)
 
 
-GLM_ASR_PROFILE = EngineProfile(max_segment_seconds=15.0, merge_gap_seconds=0.6, max_batch_size=8)
+GLM_ASR_PROFILE = EngineProfile(max_segment_seconds=15.0, merge_gap_seconds=0.6, speech_pad_ms=400, max_batch_size=8)
 """GLM-ASR degrades on long segments (its authors' advice); batches of 8 fill a GPU without padding waste."""
 
 

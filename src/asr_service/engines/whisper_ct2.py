@@ -72,9 +72,9 @@ def assemble_embedded_model(cache_dir: Path) -> Path:
     return target
 
 
-WHISPER_PROFILE = EngineProfile(max_segment_seconds=30.0, merge_gap_seconds=2.0, max_batch_size=8)
-"""Whisper's native window is 30 s and it uses the context of a whole window; shorter segments and cuts at every
-half-second pause lost words on the shared clips (see the README's accuracy table)."""
+WHISPER_PROFILE = EngineProfile(max_segment_seconds=30.0, merge_gap_seconds=2.0, speech_pad_ms=800, max_batch_size=8)
+"""Whisper's native window is 30 s and it uses the context of a whole window: 15-second cuts, merging only half-second
+pauses and 200 ms of padding lost words on the shared clips (see the README's accuracy table)."""
 
 
 class WhisperEngine:
