@@ -68,11 +68,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=24, help="requests per run")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch-sizes", default="8,1", help="comma-separated max_batch_size values to compare")
     args = parser.parse_args()
+    batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     clips = mono_clips()
     files = [clips[i % len(clips)].read_bytes() for i in range(args.requests)]
     rates: dict[str, float] = {}
-    for batch_size in (8, 1):
+    for batch_size in batch_sizes:
         settings = Settings(max_batch_size=batch_size)
         with serve_in_thread(settings) as url:
             audio, wall = asyncio.run(http_throughput(url, files, args.concurrency))
@@ -80,12 +82,16 @@ def main() -> None:
         print(
             f"HTTP, max_batch_size={batch_size}: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time"
         )
-    audio, wall = direct_throughput(Settings(max_batch_size=8), files)
-    rates["direct batch=8"] = audio / wall
-    print(f"direct engine, batches of 8: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time")
+    largest, smallest = max(batch_sizes), min(batch_sizes)
+    audio, wall = direct_throughput(Settings(max_batch_size=largest), files)
+    rates["direct"] = audio / wall
+    print(f"direct engine, batches of {largest}: {audio:.1f} s audio in {wall:.2f} s = {audio / wall:.2f} x real time")
     print(f"model: {Settings().model}; requests {args.requests}, concurrency {args.concurrency}")
-    print(f"ratio batch 8 / batch 1 (HTTP): {rates['http batch=8'] / rates['http batch=1']:.2f}")
-    print(f"ratio HTTP / direct engine (batch 8): {rates['http batch=8'] / rates['direct batch=8']:.2f}")
+    for size in batch_sizes:
+        if size != smallest:
+            ratio = rates[f"http batch={size}"] / rates[f"http batch={smallest}"]
+            print(f"ratio batch {size} / batch {smallest} (HTTP): {ratio:.2f}")
+    print(f"ratio HTTP / direct engine (batch {largest}): {rates[f'http batch={largest}'] / rates['direct']:.2f}")
 
 
 if __name__ == "__main__":

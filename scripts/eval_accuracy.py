@@ -2,7 +2,9 @@
 
 Prints mean error per language (CER for zh/yue, WER for en, in points) on the shared clips as they are, on 8 kHz
 MP3 versions of them, and on a two-channel 8 kHz call built from them, for the service at its defaults (or with
-`--set name=value` overrides of any setting) and for faster-whisper run directly with its own defaults.
+`--set name=value` overrides of any setting) and for faster-whisper run directly with its own defaults, and the
+service's wall time. `--compare name=value` (repeatable) runs the service again with one more override, so each
+setting's accuracy and speed cost come from one run.
 """
 
 import argparse
@@ -30,7 +32,7 @@ from asr_service.engines.whisper_ct2 import assemble_embedded_model  # noqa: E40
 def print_table(name: str, scores: Scores, seconds: float) -> None:
     means = scores.means()
     columns = [lang for lang in ("zh", "yue", "en", "all") if lang in means]
-    print(f"\n{name} ({seconds:.0f} s)")
+    print(f"\n{name} ({seconds:.0f} s; the service {scores.service_seconds:.1f} s)")
     print("| | " + " | ".join(columns) + " |")
     print("|---|" + "---|" * len(columns))
     for label, index in (("service", 0), ("model direct", 1)):
@@ -43,22 +45,24 @@ async def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="a setting override, e.g. beam_size=1")
     parser.add_argument("--verbose", action="store_true", help="print every item's texts")
     parser.add_argument("--only", choices=["shared", "narrowband", "long"], action="append")
+    parser.add_argument("--compare", action="append", default=[], help="also run with this override (name=value)")
     args = parser.parse_args()
-    overrides = dict(item.split("=", 1) for item in args.set)
-    settings = Settings(model="whisper-base", **overrides)
-    model = WhisperModel(str(assemble_embedded_model(settings.cache_dir)), device="cpu", compute_type="int8")
+    base = dict(item.split("=", 1) for item in args.set)
+    variants = [base, *({**base, **dict([item.split("=", 1)])} for item in args.compare)]
+    model = WhisperModel(str(assemble_embedded_model(Settings().cache_dir)), device="cpu", compute_type="int8")
     clips = shared_clips()
-    print("settings:", overrides or "defaults")
-    async with in_process_transcriber(settings) as transcriber:
-        for name in args.only or ["shared", "narrowband", "long"]:
-            started = time.perf_counter()
-            if name == "long":
-                scores = await score_long_call(transcriber, model, clips)
-            else:
-                scores = await score_clips(transcriber, model, clips, as_narrowband=name == "narrowband")
-            print_table(name, scores, time.perf_counter() - started)
-            if args.verbose:
-                print("\n".join(scores.items))
+    for overrides in variants:
+        print("\nsettings:", overrides or "defaults")
+        async with in_process_transcriber(Settings(model="whisper-base", **overrides)) as transcriber:
+            for name in args.only or ["shared", "narrowband", "long"]:
+                started = time.perf_counter()
+                if name == "long":
+                    scores = await score_long_call(transcriber, model, clips)
+                else:
+                    scores = await score_clips(transcriber, model, clips, as_narrowband=name == "narrowband")
+                print_table(name, scores, time.perf_counter() - started)
+                if args.verbose:
+                    print("\n".join(scores.items))
 
 
 if __name__ == "__main__":

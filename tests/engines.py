@@ -1,6 +1,7 @@
 """Wrappers around a real engine for what cannot be provoked on demand: a poisoned input, a GPU stall."""
 
 import threading
+import time
 
 import numpy as np
 
@@ -41,4 +42,18 @@ class GatedEngine:
         self.entered.set()
         self.gate.wait(timeout=60)
         self.seen.extend(chunk.audio.size for chunk in chunks)
+        return self.inner.transcribe_batch(chunks)
+
+
+class TimedEngine:
+    """Notes when each batch reaches the real engine."""
+
+    def __init__(self, inner: AsrEngine) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.profile = inner.profile
+        self.calls: list[float] = []
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        self.calls.append(time.perf_counter())
         return self.inner.transcribe_batch(chunks)

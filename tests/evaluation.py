@@ -5,8 +5,10 @@ language=…)`: beam 5, 30-second windows, temperature fallback, no VAD) on exac
 The service is the in-process transcription pipeline (decode, channel decision, VAD, batching worker, guards).
 """
 
+import hashlib
 import io
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -61,6 +63,8 @@ class Scores:
     direct: dict[str, list[float]] = field(default_factory=dict)
     items: list[str] = field(default_factory=list)
     """One line per item: its name, both errors and both texts (for `eval_accuracy.py --verbose`)."""
+    service_seconds: float = 0.0
+    """Wall time the service spent on these items (the speed cost of a setting, compared in one run)."""
 
     def add(self, name: str, language: str, reference: str, service_text: str, direct_text: str) -> None:
         service, direct = error_rate(reference, service_text, language), error_rate(reference, direct_text, language)
@@ -83,8 +87,19 @@ class Scores:
         return table
 
 
+_direct_texts: dict[tuple[str, str | None], str] = {}
+
+
 def direct_text(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> str:
-    """faster-whisper's own transcribe() with its defaults, on a file's bytes or on 16 kHz samples."""
+    """faster-whisper's own transcribe() with its defaults, on a file's bytes or on 16 kHz samples (remembered, so
+    comparing several service settings runs the model once per item)."""
+    key = (hashlib.sha256(audio if isinstance(audio, bytes) else audio.tobytes()).hexdigest(), language)
+    if key not in _direct_texts:
+        _direct_texts[key] = _transcribe_directly(model, audio, language)
+    return _direct_texts[key]
+
+
+def _transcribe_directly(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> str:
     source = io.BytesIO(audio) if isinstance(audio, bytes) else audio
     ctranslate2.set_random_seed(0)  # its temperature fallback samples: the same input must give the same baseline
     segments, _ = model.transcribe(source, language=whisper_language(language) if language else None)
@@ -108,7 +123,9 @@ async def score_clips(
     scores = Scores()
     for clip in clips:
         data = narrowband(clip) if as_narrowband else clip.path.read_bytes()
+        started = time.perf_counter()
         result = await transcriber.transcribe(data, TranscriptionOptions(language=clip.language))
+        scores.service_seconds += time.perf_counter() - started
         scores.add(
             clip.file, clip.language, clip.reference, segment_text(result), direct_text(model, data, clip.language)
         )
@@ -132,9 +149,11 @@ async def score_long_call(transcriber: Transcriber, model: WhisperModel, clips: 
     mixes languages, so neither side is told the language."""
     placed, seconds = long_call_placements(clips)
     data = encode(build_call([p for p, _ in placed], seconds, channels=2), NARROWBAND_STEREO)
+    started = time.perf_counter()
     result = await transcriber.transcribe(data, TranscriptionOptions(channels="split", language="auto"))
+    service_seconds = time.perf_counter() - started
     call = decode_audio(data, max_seconds=seconds + 60).samples
-    scores = Scores()
+    scores = Scores(service_seconds=service_seconds)
     for placement, clip in placed:
         end = placement.at + clip.duration
         words = " ".join(

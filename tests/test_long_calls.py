@@ -10,6 +10,7 @@ import pytest
 import torch
 from audio_factory import Format, Placement, build_call, clip_samples, encode, hold_music, wav_bytes
 from conftest import tiny_settings
+from engines import TimedEngine
 
 from asr_service.engines.base import Chunk, ChunkResult, TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
@@ -120,20 +121,6 @@ def test_channel_copies_are_mixed_and_different_channels_split() -> None:
     speech = clip_samples("en_speechbrain_example1.wav")[0]
     assert channels_are_copies(np.stack([speech, speech * 0.999]))
     assert not channels_are_copies(clip_samples("en_stereo_diarization.wav"))
-
-
-class TimedEngine:
-    """The real tiny GLM-ASR; notes when each batch reaches it."""
-
-    def __init__(self, inner: GlmAsrEngine) -> None:
-        self.inner = inner
-        self.model_name = inner.model_name
-        self.profile = inner.profile
-        self.calls: list[float] = []
-
-    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
-        self.calls.append(time.perf_counter())
-        return self.inner.transcribe_batch(chunks)
 
 
 async def test_a_long_calls_segmentation_holds_up_no_one(tiny_glmasr_dir: Path, model_cache: Path) -> None:
