@@ -19,7 +19,7 @@ from asr_service.config import Settings
 from asr_service.engines.base import Chunk
 from asr_service.engines.loader import load_engine
 from asr_service.server import serve_in_thread
-from asr_service.transcription import vad_params
+from asr_service.transcription import decode_limits, vad_params
 
 AUDIO_DIR = Path(os.environ.get("ASR_TEST_AUDIO_DIR", Path(__file__).resolve().parents[2] / "shared" / "audio"))
 
@@ -52,7 +52,7 @@ def direct_throughput(settings: Settings, files: list[bytes]) -> tuple[float, fl
     detector = SpeechDetector(vad_params(settings, engine.profile))
     audio_seconds, chunks = 0.0, []
     for data in files:
-        audio = decode_audio(data, settings.max_audio_seconds)
+        audio = decode_audio(data, decode_limits(settings))
         audio_seconds += audio.duration
         mono = audio.mono()
         chunks += [Chunk(mono[s.start : s.end]) for s in detector.detect_speech(mono)]

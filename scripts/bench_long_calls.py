@@ -76,7 +76,7 @@ def child(file: Path, mode: str, tiny_model: Path | None) -> dict[str, object]:
     from asr_service.audio.vad import SpeechDetector, vad_gain
     from asr_service.config import Settings
     from asr_service.engines.glm_asr import GLM_ASR_PROFILE
-    from asr_service.transcription import vad_params
+    from asr_service.transcription import decode_limits, vad_params
 
     settings = Settings(dtype="float32", model=str(tiny_model) if tiny_model else "auto", preprocess_workers=1)
     params = vad_params(settings, GLM_ASR_PROFILE)
@@ -84,7 +84,7 @@ def child(file: Path, mode: str, tiny_model: Path | None) -> dict[str, object]:
     baseline_mb = peak_rss_mb()
     if mode in ("preprocess", "preprocess-before"):
         started = time.perf_counter()
-        audio = decode_audio(data, settings.max_audio_seconds)
+        audio = decode_audio(data, decode_limits(settings))
         decoded = time.perf_counter()
         split = decide_channels(audio, "auto") == "split"
         signals = [audio.samples[c] for c in range(audio.channel_count)] if split else [audio.mono()]
@@ -94,22 +94,25 @@ def child(file: Path, mode: str, tiny_model: Path | None) -> dict[str, object]:
         else:  # what the service did before: Silero's own scan of a levelled copy of the whole signal
             import silero_vad
 
+            from asr_service.audio.vad import SpeechSpan, merge_spans
+
             model = silero_vad.load_silero_vad(onnx=True)
             spans = 0
             for signal in signals:
                 gain = vad_gain(signal)
                 levelled = signal if gain == 1 else np.multiply(signal, np.float32(gain), dtype=np.float32)
-                spans += len(
-                    silero_vad.get_speech_timestamps(
-                        torch.from_numpy(levelled),
-                        model,
-                        threshold=params.threshold,
-                        min_speech_duration_ms=params.min_speech_ms,
-                        min_silence_duration_ms=params.min_silence_ms,
-                        speech_pad_ms=params.speech_pad_ms,
-                        max_speech_duration_s=params.max_segment_seconds,
-                    )
+                raw = silero_vad.get_speech_timestamps(
+                    torch.from_numpy(levelled),
+                    model,
+                    threshold=params.threshold,
+                    min_speech_duration_ms=params.min_speech_ms,
+                    min_silence_duration_ms=params.min_silence_ms,
+                    speech_pad_ms=params.speech_pad_ms,
+                    max_speech_duration_s=params.max_segment_seconds,
                 )
+                found = [SpeechSpan(int(r["start"]), min(int(r["end"]), signal.size)) for r in raw]
+                max_length = int(params.max_segment_seconds * 16000)
+                spans += len(merge_spans(found, int(params.merge_gap_seconds * 16000), max_length))
         finished = time.perf_counter()
         return {
             "file": file.name,

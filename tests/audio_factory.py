@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from asr_service.audio.decode import SAMPLE_RATE, decode_audio
+from asr_service.audio.decode import SAMPLE_RATE, DecodeLimits, decode_audio
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO_DIR = Path(os.environ.get("ASR_TEST_AUDIO_DIR", REPO.parent / "shared" / "audio"))
@@ -39,7 +39,7 @@ def manifest() -> list[Clip]:
 
 def clip_samples(name: str) -> np.ndarray:
     """A shared clip as float32 (channels, n) at 16 kHz."""
-    return decode_audio((AUDIO_DIR / name).read_bytes(), max_seconds=3600).samples
+    return decode_audio((AUDIO_DIR / name).read_bytes(), DecodeLimits(max_seconds=3600)).samples
 
 
 @dataclass(frozen=True)

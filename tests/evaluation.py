@@ -21,7 +21,7 @@ from audio_factory import Clip, Format, Placement, build_call, clip_samples, enc
 from faster_whisper import WhisperModel
 
 from asr_service.app import create_app
-from asr_service.audio.decode import SAMPLE_RATE, decode_audio
+from asr_service.audio.decode import SAMPLE_RATE, DecodeLimits, decode_audio
 from asr_service.config import Settings
 from asr_service.schemas import TranscriptionOptions, TranscriptionResponse
 from asr_service.transcription import Transcriber
@@ -152,7 +152,7 @@ async def score_long_call(transcriber: Transcriber, model: WhisperModel, clips: 
     started = time.perf_counter()
     result = await transcriber.transcribe(data, TranscriptionOptions(channels="split", language="auto"))
     service_seconds = time.perf_counter() - started
-    call = decode_audio(data, max_seconds=seconds + 60).samples
+    call = decode_audio(data, DecodeLimits(max_seconds=seconds + 60)).samples
     scores = Scores(service_seconds=service_seconds)
     for placement, clip in placed:
         end = placement.at + clip.duration

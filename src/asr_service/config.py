@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from asr_service.hotwords import MAX_HOTWORDS, check_hotword
+
 EMBEDDED_MODEL = "whisper-base"
 """The model name that selects the CPU model shipped inside our Python dependencies (no download)."""
 
@@ -62,6 +64,16 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(default=4 * 3600, gt=0)
     """Longest accepted audio after decoding (413 `audio_too_long` above). Checked while decoding, so an
     over-long file is rejected without decoding all of it."""
+
+    max_channels: int = Field(default=8, ge=1, le=64)
+    """Recordings with more channels are refused (415): a call has two; 64 channels of 3 s cost minutes of CPU."""
+
+    max_channel_seconds: float = Field(default=8 * 3600, gt=0)
+    """Decoded seconds summed over channels above which a file is refused (413 `audio_too_long`): a 4-hour stereo
+    call is 8 hours of channel audio."""
+
+    max_decode_seconds: float = Field(default=300, gt=0)
+    """Wall-clock bound on decoding one upload (415 past it); a 4-hour MP3 decodes in about 15 s here."""
 
     min_audio_seconds: float = Field(default=0.1, ge=0)
     """Shorter audio is rejected as `empty_audio` (422): it cannot hold a word."""
@@ -150,7 +162,14 @@ class Settings(BaseSettings):
         return [role.strip() for role in self.channel_roles.split(",") if role.strip()]
 
     def server_hotwords(self) -> list[str]:
+        """The terms of `hotwords_file`, checked like a request's (a bad file stops the service at start-up)."""
         if self.hotwords_file is None:
             return []
         lines = self.hotwords_file.read_text(encoding="utf-8").splitlines()
-        return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        terms = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        if len(terms) > MAX_HOTWORDS:
+            raise ValueError(f"{self.hotwords_file}: {len(terms)} hotwords; at most {MAX_HOTWORDS}")
+        try:
+            return [check_hotword(term) for term in terms]
+        except ValueError as e:
+            raise ValueError(f"{self.hotwords_file}: {e}") from e

@@ -10,8 +10,9 @@ from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
+CLIENT_CLOSED_REQUEST = 499
+"""nginx's status for a client that hung up before the answer; logged and counted, never seen by anyone."""
+
 _HTTP_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 429: "rate_limited"}
 
 
@@ -118,6 +122,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def handle_client_gone(_: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up while its upload streamed in: nobody reads the answer; logged as nginx's 499.
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(Exception)
     async def handle_unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,27 +1,14 @@
 """The API contract: request and response models."""
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from asr_service.hotwords import MAX_HOTWORDS, split_hotwords
+
 Language = Literal["auto", "zh", "yue", "en"]
 ChannelMode = Literal["auto", "mix", "split"]
 ResponseFormat = Literal["json", "text", "srt", "vtt"]
-
-MAX_HOTWORDS = 100
-_HOTWORD_SEPARATORS = re.compile(r"[,，、;；\n]")
-
-
-def split_hotwords(value: object) -> list[str]:
-    """Hotwords arrive as a list, a comma-separated string (ASCII or Chinese commas), or repeated form fields."""
-    items = value if isinstance(value, list) else [value]
-    words: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ValueError("hotwords must be strings")
-        words += [w.strip() for w in _HOTWORD_SEPARATORS.split(item) if w.strip()]
-    return list(dict.fromkeys(words))
 
 
 class TranscriptionOptions(BaseModel):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, ParamSpec, TypeVar
 
 from asr_service.audio.channels import decide_channels
-from asr_service.audio.decode import SAMPLE_RATE, DecodedAudio, decode_audio
+from asr_service.audio.decode import SAMPLE_RATE, DecodedAudio, DecodeLimits, decode_audio
 from asr_service.audio.vad import SileroModel, SpeechSpan, SpeechStream, VadParams, scan
 from asr_service.batching import Batcher, SegmentOutcome
 from asr_service.config import Settings
@@ -40,6 +40,15 @@ R = TypeVar("R")
 
 class ClientDisconnected(Exception):
     """The client went away; its segments were withdrawn from the queue."""
+
+
+def decode_limits(settings: Settings) -> DecodeLimits:
+    return DecodeLimits(
+        max_seconds=settings.max_audio_seconds,
+        max_channels=settings.max_channels,
+        max_channel_seconds=settings.max_channel_seconds,
+        max_decode_seconds=settings.max_decode_seconds,
+    )
 
 
 def vad_params(settings: Settings, profile: EngineProfile) -> VadParams:
@@ -82,6 +91,7 @@ class Transcriber:
     ) -> None:
         self._settings = settings
         self._params = params
+        self._limits = decode_limits(settings)
         self._vad = vad
         self._preprocessing = preprocessing
         self._batcher = batcher
@@ -109,7 +119,7 @@ class Transcriber:
         started = time.perf_counter()
         deadline = started + self._settings.request_timeout_seconds
         self._batcher.admit()  # before any work: an overloaded service refuses at once
-        audio = await self._preprocess(decode_audio, data, self._settings.max_audio_seconds)
+        audio = await self._preprocess(decode_audio, data, self._limits)
         decode_ms = _ms_since(started)
         if audio.duration < self._settings.min_audio_seconds:
             raise EmptyAudioError(
@@ -189,6 +199,7 @@ class Transcriber:
         deadline: float,
     ) -> list[SegmentOutcome]:
         everything = asyncio.gather(*futures)
+        everything.add_done_callback(_retrieve_exception)  # read even when nobody waits any more (a hang-up)
         waiters: set[asyncio.Future[object]] = {everything}
         if client_gone is not None:
             waiters.add(client_gone)
@@ -231,6 +242,11 @@ class Transcriber:
         if channel is None:
             return None
         return self._roles[channel] if channel < len(self._roles) else f"channel{channel}"
+
+
+def _retrieve_exception(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _check_still_wanted(client_gone: asyncio.Future[None] | None, deadline: float, timeout: float) -> None:

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter, Request, Response
 
-from asr_service.api.upload import CLIENT_CLOSED_REQUEST, multipart_schema, read_audio_upload, transcribe_upload
+from asr_service.api.upload import multipart_schema, read_audio_upload, transcribe_upload
 from asr_service.deps import SettingsDep, TranscriberDep
+from asr_service.errors import CLIENT_CLOSED_REQUEST
 from asr_service.formats import render_transcript
 from asr_service.schemas import ErrorResponse, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 

@@ -10,13 +10,14 @@ from asr_service.schemas import ErrorResponse, ReadyResponse
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
+@router.api_route(
     "/readyz",
+    methods=["GET", "HEAD"],
     response_model=ReadyResponse,
     summary="Readiness: model loaded and batch worker running",
     responses={503: {"model": ErrorResponse}},

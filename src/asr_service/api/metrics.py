@@ -1,5 +1,6 @@
 """GET /metrics in the Prometheus text format, and the middleware that counts and logs every request."""
 
+import json
 import logging
 import time
 
@@ -19,6 +20,12 @@ COUNTED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/healthz", "/re
 async def metrics(registry: MetricsDep, batcher: BatcherDep) -> Response:
     registry.queue_depth.set(batcher.depth)  # the one place the gauge is set: read when scraped
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def escape_for_log(text: str) -> str:
+    """Control characters, quotes and backslashes escaped (JSON style), so a path with %0a or a user name with quotes
+    cannot write a forged line or field into the log."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 class AccessMiddleware:
@@ -53,11 +60,11 @@ class AccessMiddleware:
             headers = dict(scope.get("headers") or [])
             client = scope.get("client") or ("-", 0)
             access_log.info(
-                '%s user=%s "%s %s" %d %.0fms',
+                '%s user="%s" "%s %s" %d %.0fms',
                 client[0],
-                headers.get(b"x-remote-user", b"-").decode("latin-1") or "-",
-                scope["method"],
-                scope["path"],
+                escape_for_log(headers.get(b"x-remote-user", b"-").decode("latin-1") or "-"),
+                escape_for_log(scope["method"]),
+                escape_for_log(scope["path"]),
                 status,
                 (time.perf_counter() - started) * 1000,
             )

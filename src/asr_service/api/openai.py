@@ -11,8 +11,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from asr_service.api.upload import CLIENT_CLOSED_REQUEST, multipart_schema, read_audio_upload, transcribe_upload
+from asr_service.api.upload import multipart_schema, read_audio_upload, transcribe_upload
 from asr_service.deps import SettingsDep, TranscriberDep
+from asr_service.errors import CLIENT_CLOSED_REQUEST
 from asr_service.formats import render_transcript
 from asr_service.schemas import ErrorResponse, TranscriptionOptions, TranscriptionResponse, split_hotwords
 
@@ -35,6 +36,13 @@ class OpenAITranscriptionForm(BaseModel):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_is_hotwords(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_hotwords(value)  # the prompt becomes hotwords: the same bounds and checks
+        return value
 
 
 def verbose_json(result: TranscriptionResponse) -> dict[str, object]:

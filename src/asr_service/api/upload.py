@@ -27,11 +27,10 @@ from asr_service.errors import (
 from asr_service.schemas import TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 from asr_service.transcription import ClientDisconnected, Transcriber
 
+MAX_FORM_FIELD_BYTES = 16 * 1024
+"""A text field (language, hotwords, prompt…) longer than this is refused (422) before it is parsed further."""
 FORM_OVERHEAD_BYTES = 64 * 1024
 """Room for multipart boundaries, headers and small fields on top of the file itself."""
-
-CLIENT_CLOSED_REQUEST = 499
-"""nginx's status for a client that hung up before the answer; logged and counted, never seen by anyone."""
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
@@ -126,8 +125,13 @@ def _validate(model: type[OptionsT], fields: dict[str, object]) -> OptionsT:
 async def _read_multipart(request: Request, max_bytes: int) -> tuple[bytes, dict[str, object]]:
     body = _limited_body(request, max_bytes + FORM_OVERHEAD_BYTES, max_bytes)
     try:
-        form = await _InMemoryMultiPartParser(request.headers, body, max_files=1, max_fields=32).parse()
+        parser = _InMemoryMultiPartParser(
+            request.headers, body, max_files=1, max_fields=32, max_part_size=MAX_FORM_FIELD_BYTES
+        )
+        form = await parser.parse()
     except MultiPartException as e:
+        if "maximum size" in e.message:
+            raise InvalidParameterError(f"a form field is longer than {MAX_FORM_FIELD_BYTES // 1024} KB") from e
         raise InvalidRequestError(f"malformed multipart body: {e.message}") from e
     try:
         file = form.get("file")
@@ -157,6 +161,8 @@ async def _read_json(
     body = b"".join([chunk async for chunk in _limited_body(request, limit, max_bytes)])
     try:
         payload = json.loads(body)
+    except RecursionError as e:
+        raise InvalidRequestError("the body is not valid JSON: nested too deeply") from e
     except ValueError as e:
         raise InvalidRequestError(f"the body is not valid JSON: {e}") from e
     if not isinstance(payload, dict):

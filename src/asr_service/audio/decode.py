@@ -9,6 +9,7 @@ import binascii
 import io
 import logging
 import re
+import time
 from dataclasses import dataclass
 
 import av
@@ -61,47 +62,90 @@ class _SampleBuffer:
         self._data[:, self.length : self.length + n] = block
         self.length += n
 
+    @property
+    def channels(self) -> int:
+        return int(self._data.shape[0])
+
     def result(self) -> np.ndarray:
         return self._data[:, : self.length]
 
+    def energy(self) -> float:
+        """Mean square over all channels: which of several audio streams carries the call."""
+        samples = self.result()
+        return float(np.einsum("ij,ij->", samples, samples)) / max(samples.size, 1)
 
-def decode_audio(data: bytes, max_seconds: float) -> DecodedAudio:
-    """Decode a whole file; raise AudioTooLongError as soon as more than `max_seconds` have been decoded."""
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one upload may decode to; each is checked before or while decoding, so a tiny file that claims hours, a
+    huge sample rate or dozens of channels is refused at once rather than after minutes of CPU."""
+
+    max_seconds: float
+    """Longest audio (413 `audio_too_long`)."""
+    max_channels: int = 8
+    """Most channels in the chosen stream (415 `unsupported_audio` above)."""
+    max_channel_seconds: float = 8 * 3600
+    """Seconds summed over channels and audio streams (413 `audio_too_long` above)."""
+    max_decode_seconds: float = 300
+    """Wall-clock bound on decoding one upload (415 `unsupported_audio` past it)."""
+
+
+ALLOWED_DEMUXERS = (
+    "aac",
+    "aiff",
+    "amr",
+    "amrnb",
+    "amrwb",
+    "asf",
+    "au",
+    "caf",
+    "flac",
+    "matroska",
+    "mov",
+    "mp3",
+    "ogg",
+    "w64",
+    "wav",
+    "wv",
+)
+"""Containers of recorded audio. Everything else FFmpeg knows is refused before it is opened: playlists (ffconcat,
+HLS) read other files, network descriptions (SDP, RTSP) open sockets, image sequences and raw formats are not calls."""
+_OPEN_OPTIONS = {"format_whitelist": ",".join(ALLOWED_DEMUXERS), "protocol_whitelist": "none"}
+"""`protocol_whitelist` none: a container may never open a file or a socket of its own (ours is an in-memory buffer)."""
+SOURCE_RATES = (4_000, 384_000)
+"""Sample rates a recording can have; a header outside them is corrupt or hostile (1 Hz turned 28 KB into 4 hours)."""
+MAX_AUDIO_STREAMS = 4
+"""Audio streams decoded to choose from (a recorder may put silence in the first one)."""
+
+
+def decode_audio(data: bytes, limits: DecodeLimits) -> DecodedAudio:
+    """Decode the loudest audio stream of a file; refuse what breaks a limit as soon as it shows."""
     if not data:
         raise EmptyAudioError("the uploaded audio is empty (0 bytes)")
+    started = time.monotonic()
     try:
-        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="ignore", options=_OPEN_OPTIONS)
+    except av.ArgumentError as e:
+        raise AudioDecodeError("not a supported audio file (accepted: WAV, MP3, FLAC, OGG, Opus, AMR, M4A, ...)") from e
     except (av.FFmpegError, ValueError, UnicodeDecodeError) as e:
-        raise AudioDecodeError(f"not a recognised audio file: {e}") from e
+        raise AudioDecodeError(f"not a recognised audio file ({_reason(e)})") from e
     with container:
-        stream = next((s for s in container.streams if s.type == "audio"), None)
-        if stream is None:
+        streams = [s for s in container.streams if s.type == "audio"][:MAX_AUDIO_STREAMS]
+        if not streams:
             raise AudioDecodeError(f"the file ({container.format.name}) has no audio stream")
-        max_samples = int(max_seconds * SAMPLE_RATE)
-        if container.duration is not None and container.duration / av.time_base > max_seconds * 1.05:
-            raise AudioTooLongError(_too_long_message(container.duration / av.time_base, max_seconds))
-        channels = stream.codec_context.channels or 1
-        expected = int((container.duration or 0) / av.time_base * SAMPLE_RATE * 1.01)
-        buffer = _SampleBuffer(channels, min(expected, max_samples + SAMPLE_RATE))
-        # Packed float, de-interleaved in numpy: PyAV's planar to_ndarray() crashes the process on 8+ channels.
-        resampler = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=SAMPLE_RATE)
+        for stream in streams:
+            _check_stream(stream, limits)
+        duration = container.duration / av.time_base if container.duration else None
+        if duration is not None:
+            channel_seconds = duration * sum(s.codec_context.channels or 1 for s in streams)
+            if duration > limits.max_seconds * 1.05 or channel_seconds > limits.max_channel_seconds * 1.05:
+                raise AudioTooLongError(_too_long_message(duration, limits.max_seconds))
         try:
-            for frame in container.decode(stream):
-                frame.pts = None  # resample by sample count; broken timestamps must not drop or insert audio
-                for out in resampler.resample(frame):
-                    buffer.append(_deinterleave(out))
-                if buffer.length > max_samples:
-                    raise AudioTooLongError(_too_long_message(buffer.length / SAMPLE_RATE, max_seconds))
-            for out in resampler.resample(None):
-                buffer.append(_deinterleave(out))
+            buffers = _decode_streams(container, streams, duration, limits, started)
         except av.FFmpegError as e:
-            if buffer.length == 0:
-                raise AudioDecodeError(f"the audio could not be decoded: {e}") from e
-            # A truncated or partly corrupt recording: keep what decoded, as a person listening would.
-            logger.warning("decoding stopped after %.1f s: %s", buffer.length / SAMPLE_RATE, e)
+            raise AudioDecodeError(f"the audio could not be decoded ({_reason(e)})") from e
+        stream, buffer = max(zip(streams, buffers, strict=True), key=lambda pair: pair[1].energy())
         samples = buffer.result()
-        if samples.shape[1] > max_samples:
-            raise AudioTooLongError(_too_long_message(samples.shape[1] / SAMPLE_RATE, max_seconds))
         if not np.isfinite(samples).all():
             raise AudioDecodeError("the audio contains NaN or infinite sample values; the file is corrupt")
         return DecodedAudio(
@@ -109,6 +153,65 @@ def decode_audio(data: bytes, max_seconds: float) -> DecodedAudio:
             source_sample_rate=int(stream.codec_context.sample_rate or SAMPLE_RATE),
             source_format=container.format.name,
         )
+
+
+def _check_stream(stream: av.AudioStream, limits: DecodeLimits) -> None:
+    context = stream.codec_context
+    if context is None or context.codec is None:
+        raise AudioDecodeError("the audio codec of this file is not supported")
+    rate = context.sample_rate or 0
+    if not SOURCE_RATES[0] <= rate <= SOURCE_RATES[1]:
+        raise AudioDecodeError(f"a sample rate of {rate} Hz is not plausible for a recording (corrupt header?)")
+    channels = context.channels or 1
+    if channels > limits.max_channels:
+        raise AudioDecodeError(f"the audio has {channels} channels; at most {limits.max_channels} are accepted")
+
+
+def _decode_streams(
+    container: av.container.InputContainer,
+    streams: list[av.AudioStream],
+    duration: float | None,
+    limits: DecodeLimits,
+    started: float,
+) -> list["_SampleBuffer"]:
+    max_samples = int(limits.max_seconds * SAMPLE_RATE)
+    max_channel_samples = int(limits.max_channel_seconds * SAMPLE_RATE)
+    expected = min(int((duration or 0) * SAMPLE_RATE * 1.01), max_samples + SAMPLE_RATE)
+    buffers = [_SampleBuffer(s.codec_context.channels or 1, expected) for s in streams]
+    # Packed float, de-interleaved in numpy: PyAV's planar to_ndarray() crashes the process on 8+ channels.
+    resamplers = [av.AudioResampler(format="flt", layout=s.codec_context.layout, rate=SAMPLE_RATE) for s in streams]
+    index = {stream.index: i for i, stream in enumerate(streams)}
+    try:
+        for packet in container.demux(*streams):
+            i = index[packet.stream.index]
+            for frame in packet.decode():
+                frame.pts = None  # resample by sample count; broken timestamps must not drop or insert audio
+                for out in resamplers[i].resample(frame):
+                    buffers[i].append(_deinterleave(out))
+            if buffers[i].length > max_samples:
+                raise AudioTooLongError(_too_long_message(buffers[i].length / SAMPLE_RATE, limits.max_seconds))
+            if sum(b.length * b.channels for b in buffers) > max_channel_samples:
+                raise AudioTooLongError(_too_long_message(buffers[i].length / SAMPLE_RATE, limits.max_seconds))
+            if time.monotonic() - started > limits.max_decode_seconds:
+                raise AudioDecodeError(f"decoding took longer than {limits.max_decode_seconds:.0f} s; file refused")
+        for i in range(len(streams)):
+            for out in resamplers[i].resample(None):
+                buffers[i].append(_deinterleave(out))
+    except av.FFmpegError as e:
+        if not any(b.length for b in buffers):
+            raise
+        # A truncated or partly corrupt recording: keep what decoded, as a person listening would.
+        logger.warning("decoding stopped after %.1f s: %s", max(b.length for b in buffers) / SAMPLE_RATE, _reason(e))
+    for buffer in buffers:
+        if buffer.length > max_samples:
+            raise AudioTooLongError(_too_long_message(buffer.length / SAMPLE_RATE, limits.max_seconds))
+    return buffers
+
+
+def _reason(error: Exception) -> str:
+    """FFmpeg's words without its errno number or the '<none>' file name of an in-memory buffer."""
+    text = getattr(error, "strerror", None) or str(error)
+    return re.sub(r"^\[Errno -?\d+\]\s*|:\s*'<none>'$", "", str(text)).strip() or type(error).__name__
 
 
 def _deinterleave(frame: av.AudioFrame) -> np.ndarray:
