@@ -1,14 +1,19 @@
 """Hostile and broken uploads: each gets its status and stable error code, and the service stays ready."""
 
 import base64
+import io
+import logging
 import struct
 import time
 from dataclasses import dataclass, field
 
+import av
 import httpx
 import numpy as np
 import pytest
 from audio_factory import FORMATS, clip_samples, encode, float_wav_bytes, wav_bytes
+
+from asr_service.audio.decode import SAMPLE_RATE
 
 TIME_BOUND_SECONDS = 10.0
 """Every case here is answered within this (the tiny model transcribes the accepted ones in well under a second)."""
@@ -194,3 +199,49 @@ async def test_unknown_routes_and_methods_answer_json(limited: httpx.AsyncClient
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = await limited.get("/asr")
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+
+
+def two_track_recording(first: np.ndarray, second: np.ndarray) -> bytes:
+    """A Matroska file with two audio tracks, as some recorders write (one may be silent)."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        streams = [out.add_stream("pcm_s16le", rate=SAMPLE_RATE, layout="mono") for _ in range(2)]
+        for stream, samples in zip(streams, (first, second), strict=True):
+            frame = av.AudioFrame.from_ndarray(
+                (samples * 32767).astype("<i2").reshape(1, -1), format="s16", layout="mono"
+            )
+            frame.sample_rate = SAMPLE_RATE
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return buf.getvalue()
+
+
+async def test_the_audio_track_that_carries_speech_is_transcribed(whisper: httpx.AsyncClient) -> None:
+    speech = clip_samples("en_speechbrain_example1.wav")[0]
+    data = two_track_recording(np.zeros_like(speech), speech)
+    body = (await whisper.post("/asr", files=file(data, "two-tracks.mka"), data={"language": "en"})).json()
+    assert "canoe" in body["text"].lower(), body
+
+
+async def test_probes_answer_head(limited: httpx.AsyncClient) -> None:
+    assert (await limited.head("/healthz")).status_code == 200
+    assert (await limited.head("/readyz")).status_code == 200
+
+
+async def test_an_over_long_openai_prompt_is_a_client_error(limited: httpx.AsyncClient) -> None:
+    response = await limited.post(
+        "/v1/audio/transcriptions", files=file(speech_wav()), data={"model": "whisper-1", "prompt": "a," * 150}
+    )
+    assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request"
+    tokens = await limited.post("/v1/audio/transcriptions", files=file(speech_wav()), data={"prompt": "<|translate|>"})
+    assert tokens.status_code == 422
+
+
+async def test_the_access_log_cannot_be_forged(limited: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="asr_service.access"):
+        await limited.get("/nope%0a1.2.3.4 user=admin", headers={"x-remote-user": 'eve" "GET /asr" 200'})
+    lines = [r.getMessage() for r in caplog.records if r.name == "asr_service.access"]
+    assert lines and all("\n" not in line for line in lines)
+    assert 'user="eve\\" \\"GET /asr\\" 200"' in lines[-1] and "/nope\\n1.2.3.4" in lines[-1], lines[-1]
