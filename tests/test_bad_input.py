@@ -3,17 +3,21 @@
 import base64
 import io
 import logging
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import av
 import httpx
 import numpy as np
 import pytest
 from audio_factory import FORMATS, clip_samples, encode, float_wav_bytes, wav_bytes
+from conftest import tiny_settings
 
 from asr_service.audio.decode import SAMPLE_RATE
+from asr_service.server import serve_in_thread
 
 TIME_BOUND_SECONDS = 10.0
 """Every case here is answered within this (the tiny model transcribes the accepted ones in well under a second)."""
@@ -245,3 +249,22 @@ async def test_the_access_log_cannot_be_forged(limited: httpx.AsyncClient, caplo
     lines = [r.getMessage() for r in caplog.records if r.name == "asr_service.access"]
     assert lines and all("\n" not in line for line in lines)
     assert 'user="eve\\" \\"GET /asr\\" 200"' in lines[-1] and "/nope\\n1.2.3.4" in lines[-1], lines[-1]
+
+
+def test_a_stalled_upload_is_cut_off(tiny_glmasr_dir: Path, model_cache: Path) -> None:
+    """Reached without nginx, a client that sends part of its body and stops gets 408 once it has paused longer than
+    ASR_BODY_TIMEOUT_SECONDS, and the service stays ready."""
+    with serve_in_thread(tiny_settings(tiny_glmasr_dir, model_cache, body_timeout_seconds=1)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /asr HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                + b'{"audio": "UklG'
+            )
+            started = time.perf_counter()
+            answer = sock.recv(65536).decode("latin-1")
+            waited = time.perf_counter() - started
+        assert answer.startswith("HTTP/1.1 408"), answer
+        assert '"code":"request_timeout"' in answer
+        assert 0.9 < waited < 5
+        assert httpx.get(f"{url}/readyz").status_code == 200

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(default=256, gt=0)
     """Largest accepted upload (413 `payload_too_large` above). nginx's client_max_body_size must equal it."""
 
+    body_timeout_seconds: float = Field(default=60, gt=0)
+    """Longest pause while an upload streams in (408 `request_timeout` past it): a stalled client cannot hold a
+    connection for ever when the service is reached without nginx."""
+
     max_audio_seconds: float = Field(default=4 * 3600, gt=0)
     """Longest accepted audio after decoding (413 `audio_too_long` above). Checked while decoding, so an
     over-long file is rejected without decoding all of it."""

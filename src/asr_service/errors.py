@@ -42,6 +42,13 @@ class UnsupportedMediaTypeError(InvalidRequestError):
     status = 415
 
 
+class BodyTimeoutError(AsrError):
+    """The client stopped sending its upload."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLargeError(AsrError):
     status = 413
     code = "payload_too_large"

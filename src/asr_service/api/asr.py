@@ -56,9 +56,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     responses=ERROR_RESPONSES,
 )
 async def transcribe(request: Request, transcriber: TranscriberDep, settings: SettingsDep) -> Response:
-    upload = await read_audio_upload(
-        request, settings.max_upload_bytes, TranscriptionOptions, json_model=TranscriptionJsonRequest
-    )
+    upload = await read_audio_upload(request, settings, TranscriptionOptions, json_model=TranscriptionJsonRequest)
     result = await transcribe_upload(request, transcriber, upload.data, upload.options)
     if result is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)

@@ -83,7 +83,7 @@ def verbose_json(result: TranscriptionResponse) -> dict[str, object]:
     responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
 )
 async def create_transcription(request: Request, transcriber: TranscriberDep, settings: SettingsDep) -> Response:
-    upload = await read_audio_upload(request, settings.max_upload_bytes, OpenAITranscriptionForm)
+    upload = await read_audio_upload(request, settings, OpenAITranscriptionForm)
     form = upload.options
     options = TranscriptionOptions(
         language=form.language or "auto",

@@ -17,7 +17,9 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from asr_service.audio.decode import decode_base64_audio
+from asr_service.config import Settings
 from asr_service.errors import (
+    BodyTimeoutError,
     InvalidParameterError,
     InvalidRequestError,
     PayloadTooLargeError,
@@ -47,7 +49,7 @@ class _InMemoryMultiPartParser(MultiPartParser):
 
 async def read_audio_upload(
     request: Request,
-    max_bytes: int,
+    settings: Settings,
     options_model: type[OptionsT],
     json_model: type[TranscriptionJsonRequest] | None = None,
 ) -> AudioUpload[OptionsT]:
@@ -58,10 +60,12 @@ async def read_audio_upload(
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     query = {k: v for k, v in request.query_params.items() if k in options_model.model_fields}
     if media_type == "multipart/form-data":
-        data, fields = await _read_multipart(request, max_bytes)
+        data, fields = await _read_multipart(request, settings.max_upload_bytes, settings.body_timeout_seconds)
         return AudioUpload(data, _validate(options_model, {**query, **fields}))
     if media_type == "application/json" and json_model is not None:
-        data, payload = await _read_json(request, max_bytes, json_model, query)
+        data, payload = await _read_json(
+            request, settings.max_upload_bytes, settings.body_timeout_seconds, json_model, query
+        )
         return AudioUpload(data, _validate(options_model, payload))
     expected = "multipart/form-data with a `file` field"
     if json_model is not None:
@@ -103,12 +107,21 @@ def _too_large(max_bytes: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"the upload is larger than the {max_bytes / 1024 / 1024:.0f} MB limit")
 
 
-async def _limited_body(request: Request, limit: int, max_bytes: int) -> AsyncIterator[bytes]:
+async def _limited_body(request: Request, limit: int, max_bytes: int, idle_timeout: float) -> AsyncIterator[bytes]:
+    """The body, refused as soon as it passes `limit` bytes or pauses longer than `idle_timeout` seconds (a slow or
+    stalled client must not hold a connection and its memory for ever when no nginx stands in front)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(max_bytes)
     received = 0
-    async for chunk in request.stream():
+    chunks = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), idle_timeout)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as e:
+            raise BodyTimeoutError(f"the upload stalled for more than {idle_timeout:.0f} s") from e
         received += len(chunk)
         if received > limit:
             raise _too_large(max_bytes)
@@ -122,8 +135,8 @@ def _validate(model: type[OptionsT], fields: dict[str, object]) -> OptionsT:
         raise InvalidParameterError(describe_validation_errors(e.errors(include_url=False))) from e
 
 
-async def _read_multipart(request: Request, max_bytes: int) -> tuple[bytes, dict[str, object]]:
-    body = _limited_body(request, max_bytes + FORM_OVERHEAD_BYTES, max_bytes)
+async def _read_multipart(request: Request, max_bytes: int, idle_timeout: float) -> tuple[bytes, dict[str, object]]:
+    body = _limited_body(request, max_bytes + FORM_OVERHEAD_BYTES, max_bytes, idle_timeout)
     try:
         parser = _InMemoryMultiPartParser(
             request.headers, body, max_files=1, max_fields=32, max_part_size=MAX_FORM_FIELD_BYTES
@@ -155,10 +168,14 @@ async def _read_multipart(request: Request, max_bytes: int) -> tuple[bytes, dict
 
 
 async def _read_json(
-    request: Request, max_bytes: int, json_model: type[TranscriptionJsonRequest], query: dict[str, str]
+    request: Request,
+    max_bytes: int,
+    idle_timeout: float,
+    json_model: type[TranscriptionJsonRequest],
+    query: dict[str, str],
 ) -> tuple[bytes, dict[str, object]]:
     limit = max_bytes * 4 // 3 + FORM_OVERHEAD_BYTES
-    body = b"".join([chunk async for chunk in _limited_body(request, limit, max_bytes)])
+    body = b"".join([chunk async for chunk in _limited_body(request, limit, max_bytes, idle_timeout)])
     try:
         payload = json.loads(body)
     except RecursionError as e:
