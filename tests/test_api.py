@@ -13,6 +13,19 @@ from asr_service.engines.loader import detect_model_kind, resolve_model
 from asr_service.engines.whisper_ct2 import assemble_embedded_model
 
 
+async def test_docs_work_without_internet(limited: httpx.AsyncClient) -> None:
+    page = await limited.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    external = re.findall(r"""(?:src|href)=["'](https?:)?//""", page.text)
+    assert not external, "the page must not load anything from another host"
+    assets = re.findall(r"""(?:src|href)=["'](/docs/assets/[^"']+)""", page.text)
+    assert len(assets) >= 2
+    for asset in assets:
+        response = await limited.get(asset)
+        assert response.status_code == 200 and len(response.content) > 500, asset
+    assert (await limited.get("/openapi.json")).status_code == 200
+
+
 async def test_docs_show_both_request_forms_with_examples(whisper: httpx.AsyncClient) -> None:
     assert (await whisper.get("/docs")).status_code == 200
     spec = (await whisper.get("/openapi.json")).json()

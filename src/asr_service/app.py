@@ -7,6 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from asr_service.api import asr, health, metrics, openai
 from asr_service.api.metrics import AccessMiddleware
@@ -30,6 +34,24 @@ def batch_policy(settings: Settings, profile: EngineProfile) -> BatchPolicy:
         queue_size=settings.queue_size,
         retry_after_seconds=settings.retry_after_seconds,
     )
+
+
+SWAGGER_ASSETS = "/docs/assets"
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI served from the `swagger-ui-bundle` wheel (Apache-2.0), so it works air-gapped."""
+    app.mount(SWAGGER_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon-32x32.png",
+        )
 
 
 def create_app(settings: Settings | None = None, engine: AsrEngine | None = None) -> FastAPI:
@@ -69,7 +91,10 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
         version="0.1.0",
         description="Speech recognition for government hotline call recordings (GLM-ASR-Nano-2512, batched).",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; the hotline network has no internet
+        redoc_url=None,
     )
+    install_offline_docs(app)
     install_error_handlers(app)
     app.add_middleware(AccessMiddleware)
     for module in (asr, openai, health, metrics):
