@@ -10,14 +10,13 @@ from asr_service.schemas import ErrorResponse, ReadyResponse
 router = APIRouter(tags=["health"])
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness: the process answers")
+@router.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.api_route(
+@router.get(
     "/readyz",
-    methods=["GET", "HEAD"],
     response_model=ReadyResponse,
     summary="Readiness: model loaded and batch worker running",
     responses={503: {"model": ErrorResponse}},
@@ -26,3 +25,8 @@ async def readyz(batcher: BatcherDep) -> ReadyResponse | JSONResponse:
     if not batcher.alive:
         return JSONResponse(error_body("not_ready", "the transcription worker is not running"), status_code=503)
     return ReadyResponse(status="ready", model=batcher.engine.model_name)
+
+
+# Load balancers and uptime checkers probe with HEAD too; same answers, not listed twice in the schema.
+router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
