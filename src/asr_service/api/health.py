@@ -29,4 +29,4 @@ async def readyz(batcher: BatcherDep) -> ReadyResponse | JSONResponse:
 
 # Load balancers and uptime checkers probe with HEAD too; same answers, not listed twice in the schema.
 router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
-router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False, response_model=ReadyResponse)
