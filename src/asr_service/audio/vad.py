@@ -223,11 +223,18 @@ class SpeechStream:
     def finished(self) -> bool:
         return self.position >= self.windows
 
-    def window(self, index: int) -> np.ndarray:
-        piece = self.samples[index * WINDOW : (index + 1) * WINDOW]
+    def block_inputs(self, first: int, count: int) -> np.ndarray:
+        """Silero's inputs for windows first..first+count: (count, CONTEXT + WINDOW), each window behind the last 64
+        samples of the one before (zeros before the first), the gain applied, the last window zero-padded."""
+        padded = np.zeros(CONTEXT + count * WINDOW, dtype=np.float32)
+        padded[:CONTEXT] = self.context
+        piece = self.samples[first * WINDOW : (first + count) * WINDOW]
         if self.gain != 1:
-            piece = np.multiply(piece, self.gain, dtype=np.float32)
-        return piece
+            np.multiply(piece, self.gain, out=padded[CONTEXT : CONTEXT + piece.size], dtype=np.float32)
+        else:
+            padded[CONTEXT : CONTEXT + piece.size] = piece
+        windows = np.lib.stride_tricks.sliding_window_view(padded, CONTEXT + WINDOW)
+        return windows[::WINDOW]
 
     def _release(self, raw: list[tuple[int, int]], last: bool) -> list[SpeechSpan]:
         padded = [span for item in raw for span in self._padder.push(item)]
@@ -240,30 +247,29 @@ class SpeechStream:
 
 
 def scan(model: SileroModel, streams: list[SpeechStream], max_windows: int) -> list[list[SpeechSpan]]:
-    """Advance equally long streams by up to `max_windows` windows in one batched run; new final spans per stream."""
+    """Advance equally long streams by up to `max_windows` windows in one batched run; new final spans per stream.
+
+    The block's model inputs (each window behind its 64 samples of context, gain applied, the last window zero-padded
+    as Silero does) are laid out in one array first, so the per-window loop does nothing but run the model.
+    """
     active = [s for s in streams if not s.finished]
     if not active:
         return [[] for _ in streams]
     first = active[0].position
     count = min(max_windows, active[0].windows - first)
-    batch = np.zeros((len(active), CONTEXT + WINDOW), dtype=np.float32)
-    state = np.concatenate([s.state for s in active], axis=1)
+    inputs = np.empty((count, len(active), CONTEXT + WINDOW), dtype=np.float32)
     for row, stream in enumerate(active):
-        batch[row, :CONTEXT] = stream.context
-    probabilities = np.empty((len(active), count), dtype=np.float32)
+        inputs[:, row] = stream.block_inputs(first, count)
+    state = np.concatenate([s.state for s in active], axis=1)
+    probabilities = np.empty((count, len(active)), dtype=np.float32)
     for i in range(count):
-        for row, stream in enumerate(active):
-            piece = stream.window(first + i)
-            batch[row, CONTEXT : CONTEXT + piece.size] = piece
-            batch[row, CONTEXT + piece.size :] = 0  # Silero zero-pads the last window
-        probabilities[:, i], state = model.step(batch, state)
-        batch[:, :CONTEXT] = batch[:, -CONTEXT:]
+        probabilities[i], state = model.step(inputs[i], state)
     found: dict[int, list[SpeechSpan]] = {}
     for row, stream in enumerate(active):
         stream.state = np.ascontiguousarray(state[:, row : row + 1])
-        stream.context = batch[row, :CONTEXT].copy()
+        stream.context = inputs[-1, row, -CONTEXT:].copy()
         stream.position = first + count
-        raw = stream._tracker.feed(probabilities[row].tolist(), first)
+        raw = stream._tracker.feed(probabilities[:, row].tolist(), first)
         if stream.finished:
             raw += stream._tracker.finish(stream.samples.size)
         found[id(stream)] = stream._release(raw, stream.finished)
