@@ -236,22 +236,31 @@ async def probe_latencies(url: str, probe: bytes, long_call: bytes, count: int) 
 
 
 def run_probes(folder: Path) -> None:
-    from audio_factory import AUDIO_DIR
+    """Two long calls: 45 minutes of stereo line hiss (what segmentation alone costs others: nothing to transcribe),
+    and the same with speech every 120 s (its segments also share the model with the probes)."""
+    from audio_factory import AUDIO_DIR, Format, build_call, encode
 
     from asr_service.config import Settings
     from asr_service.server import serve_in_thread
 
-    long_call = build_calls(folder, "45min-stereo-sparse")["45min-stereo-sparse"].read_bytes()
+    mp3_stereo = Format("mp3-8k-stereo", "mp3", "libmp3lame", 8_000, channels=2, options=(("b", "32000"),))
+    calls = {
+        "45-min stereo call of line hiss (segmentation only)": encode(build_call([], 45 * 60, channels=2), mp3_stereo),
+        "45-min stereo call with speech every 120 s": build_calls(folder, "45min-stereo-sparse")[
+            "45min-stereo-sparse"
+        ].read_bytes(),
+    }
     probe = (AUDIO_DIR / "zh_funasr_llamacpp_sample.wav").read_bytes()  # 6 s
     with serve_in_thread(Settings()) as url:
-        alone, during = asyncio.run(probe_latencies(url, probe, long_call, 20))
-    median_alone = statistics.median(alone)
-    print(f"probe alone: median {median_alone:.2f} s, worst {max(alone):.2f} s")
-    print(
-        f"probe during a 45-min stereo call ({len(during)} probes): median {statistics.median(during):.2f} s "
-        f"({statistics.median(during) / median_alone:.2f}x alone), worst {max(during):.2f} s "
-        f"({max(during) / median_alone:.2f}x alone)"
-    )
+        for name, long_call in calls.items():
+            alone, during = asyncio.run(probe_latencies(url, probe, long_call, 20))
+            median_alone = statistics.median(alone)
+            print(f"{name}: probe alone median {median_alone:.2f} s, worst {max(alone):.2f} s")
+            print(
+                f"  during it ({len(during)} probes): median {statistics.median(during):.2f} s "
+                f"({statistics.median(during) / median_alone:.2f}x alone), worst {max(during):.2f} s "
+                f"({max(during) / median_alone:.2f}x alone)"
+            )
 
 
 def main() -> None:
