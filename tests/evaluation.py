@@ -1,7 +1,7 @@
 """Accuracy of the service against the model run directly: shared by the accuracy tests and scripts/eval_accuracy.py.
 
 "Model direct" is what a new user gets from faster-whisper's own defaults (`WhisperModel.transcribe(file,
-language=…)`: beam 5, 30-second windows, no VAD; temperature 0, see DIRECT_TEMPERATURE) on exactly the bytes the
+language=…)`: beam 5, 30-second windows, temperature fallback, no VAD; see SAMPLED_RUNS) on exactly the bytes the
 service receives.
 The service is the in-process transcription pipeline (decode, channel decision, VAD, batching worker, guards).
 """
@@ -66,11 +66,14 @@ class Scores:
     service_seconds: float = 0.0
     """Wall time the service spent on these items (the speed cost of a setting, compared in one run)."""
 
-    def add(self, name: str, language: str, reference: str, service_text: str, direct_text: str) -> None:
-        service, direct = error_rate(reference, service_text, language), error_rate(reference, direct_text, language)
+    def add(self, name: str, language: str, reference: str, service_text: str, direct_texts: list[str]) -> None:
+        """`direct_texts`: one text, or several where the model sampled (its error is their mean)."""
+        service = error_rate(reference, service_text, language)
+        direct = float(np.mean([error_rate(reference, text, language) for text in direct_texts]))
         self.service.setdefault(language, []).append(service)
         self.direct.setdefault(language, []).append(direct)
-        self.items.append(f"{name}: service {service:.2f} {service_text!r} | direct {direct:.2f} {direct_text!r}")
+        shown = direct_texts[0] + (f" (mean of {len(direct_texts)} sampled runs)" if len(direct_texts) > 1 else "")
+        self.items.append(f"{name}: service {service:.2f} {service_text!r} | direct {direct:.2f} {shown!r}")
 
     def extend(self, other: "Scores") -> None:
         for language in other.service:
@@ -87,27 +90,31 @@ class Scores:
         return table
 
 
-DIRECT_TEMPERATURE = 0.0
-"""faster-whisper's defaults but for its temperature fallback: CTranslate2's sampling cannot be seeded, and the same
-audio gave different text in two runs, which no baseline can be. The service does not sample either."""
+SAMPLED_RUNS = 5
+"""faster-whisper's temperature fallback samples, and CTranslate2's sampling cannot be seeded: where the model fell
+back for an item, its error is the mean over this many runs, so the baseline does not move from run to run."""
 
-_direct_texts: dict[tuple[str, str | None], str] = {}
+_direct_texts: dict[tuple[str, str | None], list[str]] = {}
 
 
-def direct_text(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> str:
-    """faster-whisper's own transcribe() with its defaults, on a file's bytes or on 16 kHz samples (remembered, so
-    comparing several service settings runs the model once per item)."""
+def direct_texts(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> list[str]:
+    """faster-whisper's own transcribe() with its defaults, on a file's bytes or on 16 kHz samples: one text, or
+    SAMPLED_RUNS texts where it sampled (remembered, so comparing several service settings runs it once per item)."""
     key = (hashlib.sha256(audio if isinstance(audio, bytes) else audio.tobytes()).hexdigest(), language)
     if key not in _direct_texts:
-        _direct_texts[key] = _transcribe_directly(model, audio, language)
+        text, sampled = _transcribe_directly(model, audio, language)
+        texts = [text]
+        if sampled:
+            texts += [_transcribe_directly(model, audio, language)[0] for _ in range(SAMPLED_RUNS - 1)]
+        _direct_texts[key] = texts
     return _direct_texts[key]
 
 
-def _transcribe_directly(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> str:
+def _transcribe_directly(model: WhisperModel, audio: bytes | np.ndarray, language: str | None) -> tuple[str, bool]:
     source = io.BytesIO(audio) if isinstance(audio, bytes) else audio
-    language = whisper_language(language) if language else None
-    segments, _ = model.transcribe(source, language=language, temperature=DIRECT_TEMPERATURE)
-    return " ".join(segment.text for segment in segments)
+    segments, _ = model.transcribe(source, language=whisper_language(language) if language else None)
+    segments = list(segments)
+    return " ".join(segment.text for segment in segments), any(segment.temperature > 0 for segment in segments)
 
 
 @asynccontextmanager
@@ -131,7 +138,7 @@ async def score_clips(
         result = await transcriber.transcribe(data, TranscriptionOptions(language=clip.language))
         scores.service_seconds += time.perf_counter() - started
         scores.add(
-            clip.file, clip.language, clip.reference, segment_text(result), direct_text(model, data, clip.language)
+            clip.file, clip.language, clip.reference, segment_text(result), direct_texts(model, data, clip.language)
         )
     return scores
 
@@ -165,7 +172,7 @@ async def score_long_call(transcriber: Transcriber, model: WhisperModel, clips: 
         )
         stretch = call[placement.channel, int((placement.at - 1) * SAMPLE_RATE) : int((end + 1) * SAMPLE_RATE)]
         scores.add(
-            f"{clip.file}@{placement.at:.0f}s", clip.language, clip.reference, words, direct_text(model, stretch, None)
+            f"{clip.file}@{placement.at:.0f}s", clip.language, clip.reference, words, direct_texts(model, stretch, None)
         )
     return scores
 

@@ -65,8 +65,8 @@ def test_split_cuts_overlong_spans_evenly() -> None:
 def test_vad_params_follow_settings_and_else_the_engine() -> None:
     params = vad_params(Settings(max_segment_seconds=12, vad_threshold=0.4), GLM_ASR_PROFILE)
     assert params == VadParams(0.4, 250, 300, 400, 12, 0.6)
-    assert vad_params(Settings(), WHISPER_PROFILE) == VadParams(0.35, 250, 300, 800, 30, 2.0)
-    assert vad_params(Settings(merge_gap_seconds=0), WHISPER_PROFILE).merge_gap_seconds == 0
+    assert vad_params(Settings(), WHISPER_PROFILE) == VadParams(0.35, 250, 300, 800, 30, 0.0)
+    assert vad_params(Settings(merge_gap_seconds=2), WHISPER_PROFILE).merge_gap_seconds == 2
 
 
 def silero_reference(samples: np.ndarray, params: VadParams) -> list[SpeechSpan]:

@@ -88,7 +88,8 @@ class Settings(BaseSettings):
 
     merge_gap_seconds: float | None = Field(default=None, ge=0)
     """Neighbouring speech spans closer than this are merged into one segment (if it stays under the maximum), so the
-    model sees whole phrases rather than fragments. Unset: the engine's own (Whisper 2 s, GLM-ASR 0.6 s)."""
+    model sees whole phrases rather than fragments. Unset: the engine's own (Whisper 0 s: its 800 ms padding joins
+    pauses under 1.6 s; GLM-ASR 0.6 s)."""
 
     vad_threshold: float = Field(default=0.35, gt=0, lt=1)
     """Silero speech probability above which a frame counts as speech. 0.35 (Silero's own default is 0.5) keeps quiet
