@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from asr_service.audio.decode import SAMPLE_RATE, DecodedAudio
+from asr_service.audio.levels import frame_power
 
 IDENTICAL_CHANNELS = 0.05
 """Relative energy of the channels' difference below which they are copies of one signal."""
@@ -51,10 +52,8 @@ def channels_are_copies(samples: np.ndarray, block: int = 1 << 20) -> bool:
 
 
 def loudness_db(signal: np.ndarray, frame: int) -> np.ndarray:
-    """Energy per frame in dB (a floor at -120 dB for digital silence)."""
-    frames = signal[: signal.size // frame * frame].reshape(-1, frame)
-    energy = np.einsum("ij,ij->i", frames, frames) / frame
-    return 10 * np.log10(np.maximum(energy, 1e-12))
+    """Power per frame in dB (a floor at -120 dB for digital silence)."""
+    return 10 * np.log10(np.maximum(frame_power(signal, frame), 1e-12))
 
 
 def carry_one_voice(first: np.ndarray, second: np.ndarray) -> bool:

@@ -137,14 +137,15 @@ def decode_audio(data: bytes, limits: DecodeLimits) -> DecodedAudio:
             _check_stream(stream, limits)
         duration = container.duration / av.time_base if container.duration else None
         if duration is not None:
-            channel_seconds = duration * sum(s.codec_context.channels or 1 for s in streams)
-            if duration > limits.max_seconds * 1.05 or channel_seconds > limits.max_channel_seconds * 1.05:
+            if duration > limits.max_seconds * 1.05:
                 raise AudioTooLongError(_too_long_message(duration, limits.max_seconds))
+            _check_channel_seconds(duration * sum(s.codec_context.channels or 1 for s in streams), limits, 1.05)
         try:
             buffers = _decode_streams(container, streams, duration, limits, started)
         except av.FFmpegError as e:
             raise AudioDecodeError(f"the audio could not be decoded ({_reason(e)})") from e
-        stream, buffer = max(zip(streams, buffers, strict=True), key=lambda pair: pair[1].energy())
+        chosen = 0 if len(buffers) == 1 else max(range(len(buffers)), key=lambda i: buffers[i].energy())
+        stream, buffer = streams[chosen], buffers[chosen]
         samples = buffer.result()
         if not np.isfinite(samples).all():
             raise AudioDecodeError("the audio contains NaN or infinite sample values; the file is corrupt")
@@ -175,7 +176,6 @@ def _decode_streams(
     started: float,
 ) -> list["_SampleBuffer"]:
     max_samples = int(limits.max_seconds * SAMPLE_RATE)
-    max_channel_samples = int(limits.max_channel_seconds * SAMPLE_RATE)
     expected = min(int((duration or 0) * SAMPLE_RATE * 1.01), max_samples + SAMPLE_RATE)
     buffers = [_SampleBuffer(s.codec_context.channels or 1, expected) for s in streams]
     # Packed float, de-interleaved in numpy: PyAV's planar to_ndarray() crashes the process on 8+ channels.
@@ -190,8 +190,7 @@ def _decode_streams(
                     buffers[i].append(_deinterleave(out))
             if buffers[i].length > max_samples:
                 raise AudioTooLongError(_too_long_message(buffers[i].length / SAMPLE_RATE, limits.max_seconds))
-            if sum(b.length * b.channels for b in buffers) > max_channel_samples:
-                raise AudioTooLongError(_too_long_message(buffers[i].length / SAMPLE_RATE, limits.max_seconds))
+            _check_channel_seconds(sum(b.length * b.channels for b in buffers) / SAMPLE_RATE, limits)
             if time.monotonic() - started > limits.max_decode_seconds:
                 raise AudioDecodeError(f"decoding took longer than {limits.max_decode_seconds:.0f} s; file refused")
         for i in range(len(streams)):
@@ -206,6 +205,15 @@ def _decode_streams(
         if buffer.length > max_samples:
             raise AudioTooLongError(_too_long_message(buffer.length / SAMPLE_RATE, limits.max_seconds))
     return buffers
+
+
+def _check_channel_seconds(seconds: float, limits: DecodeLimits, tolerance: float = 1.0) -> None:
+    """Seconds summed over channels and streams (a header's claim gets `tolerance`, decoded audio none)."""
+    if seconds > limits.max_channel_seconds * tolerance:
+        raise AudioTooLongError(
+            f"the audio summed over its channels is longer than the {limits.max_channel_seconds:.0f} s limit "
+            f"(at least {seconds:.0f} s)"
+        )
 
 
 def _reason(error: Exception) -> str:

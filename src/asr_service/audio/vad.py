@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime
 
 from asr_service.audio.decode import SAMPLE_RATE
+from asr_service.audio.levels import frame_power
 
 WINDOW = 512
 """Samples per Silero decision at 16 kHz (32 ms)."""
@@ -308,9 +309,7 @@ def vad_gain(samples: np.ndarray) -> float:
     turn hiss into loud noise, after which Silero misses the next utterance. The model still hears the original,
     and the gain is applied window by window, so no levelled copy of a 4-hour call is ever made.
     """
-    frame = int(LEVEL_FRAME_SECONDS * SAMPLE_RATE)
-    frames = samples[: samples.size // frame * frame].reshape(-1, frame) if samples.size >= frame else samples[None]
-    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames) / frames.shape[1])  # no full-length squared copy
+    rms = np.sqrt(frame_power(samples, int(LEVEL_FRAME_SECONDS * SAMPLE_RATE)))
     reference = float(np.percentile(rms, LEVEL_REFERENCE_PERCENTILE))
     return min(LEVEL_MAX_GAIN, max(1.0, LEVEL_TARGET_RMS / reference)) if reference > 0 else 1.0
 
