@@ -57,3 +57,41 @@ class TimedEngine:
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         self.calls.append(time.perf_counter())
         return self.inner.transcribe_batch(chunks)
+
+
+class OutOfMemoryEngine:
+    """Runs out of GPU memory on any batch larger than `fits`, as a GPU does on long segments in a big batch."""
+
+    def __init__(self, inner: AsrEngine, fits: int) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.profile = inner.profile
+        self.fits = fits
+        self.attempts: list[int] = []
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        self.attempts.append(len(chunks))
+        if len(chunks) > self.fits:
+            import torch
+
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner.transcribe_batch(chunks)
+
+
+class HangingEngine:
+    """Its first call never returns until the test says so: a wedged GPU kernel or driver."""
+
+    def __init__(self, inner: AsrEngine) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.profile = inner.profile
+        self.release = threading.Event()
+        self.hung = threading.Event()
+        self.calls = 0
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        self.calls += 1
+        if self.calls == 1:
+            self.hung.set()
+            self.release.wait(timeout=120)
+        return self.inner.transcribe_batch(chunks)

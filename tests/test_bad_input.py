@@ -268,3 +268,42 @@ def test_a_stalled_upload_is_cut_off(tiny_glmasr_dir: Path, model_cache: Path) -
         assert '"code":"request_timeout"' in answer
         assert 0.9 < waited < 5
         assert httpx.get(f"{url}/readyz").status_code == 200
+
+
+def test_slow_headers_and_huge_headers_are_cut_off(tiny_glmasr_dir: Path, model_cache: Path) -> None:
+    """Reached without nginx: a client trickling its headers (slowloris) is disconnected after
+    ASR_HEADER_TIMEOUT_SECONDS; a 100 KB header is refused with 400; an idle keep-alive connection is closed after
+    ASR_KEEP_ALIVE_SECONDS. The service stays ready throughout."""
+    settings = tiny_settings(tiny_glmasr_dir, model_cache, header_timeout_seconds=2, keep_alive_seconds=2)
+    with serve_in_thread(settings) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            started = time.perf_counter()
+            closed = False
+            while time.perf_counter() - started < 8:
+                try:
+                    sock.sendall(b"X-a: b\r\n")  # one header a second, never the blank line
+                    if sock.recv(1, socket.MSG_DONTWAIT) == b"":
+                        closed = True
+                        break
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.5)
+            held = time.perf_counter() - started
+        assert closed and 1.5 < held < 4, f"a trickling client was held {held:.1f} s"
+
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 100_000)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 400"), "a 100 KB header must be refused"
+
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            started = time.perf_counter()
+            assert sock.recv(1) == b"", "an idle keep-alive connection must be closed"
+            assert 1.5 < time.perf_counter() - started < 4
+        assert httpx.get(f"{url}/readyz").status_code == 200

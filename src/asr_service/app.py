@@ -33,6 +33,8 @@ def batch_policy(settings: Settings, profile: EngineProfile) -> BatchPolicy:
         max_wait_ms=settings.max_wait_ms,
         queue_size=settings.queue_size,
         retry_after_seconds=settings.retry_after_seconds,
+        engine_timeout_seconds=settings.engine_timeout_seconds,
+        oom_cooldown_seconds=settings.oom_cooldown_seconds,
     )
 
 
@@ -59,7 +61,7 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[AppState]:
         service_metrics = ServiceMetrics()
         loaded = engine or await asyncio.to_thread(load_engine, settings)
         vad = await asyncio.to_thread(SileroModel)
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
         preprocessing = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="asr-preprocess")
         batcher = Batcher(loaded, policy, service_metrics)
         await batcher.start()
+        app.state.batcher = batcher  # for the server's SIGTERM drain, which runs outside any request
         logger.info(
             "ready: model %s, batches of up to %d, segments of up to %.0f s, %d preprocessing threads",
             loaded.model_name,

@@ -10,26 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import uvicorn
-
 from asr_service.app import create_app
 from asr_service.config import Settings
 from asr_service.errors import AsrError, error_body
 from asr_service.proxy import running_nginx
 from asr_service.schemas import TranscriptionOptions
+from asr_service.server import run_service
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=30,
-        access_log=False,  # asr_service.access logs every request, with the authenticated user
-    )
+    run_service(settings, args.host or settings.host, args.port or settings.port)
     return 0
 
 

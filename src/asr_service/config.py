@@ -151,6 +151,27 @@ class Settings(BaseSettings):
     """Script of Chinese text in transcripts. Mainland hotlines read simplified characters; whisper-base often
     writes traditional ones."""
 
+    engine_timeout_seconds: float = Field(default=300, gt=0)
+    """A model call running longer than this is abandoned: its requests get 504 `timeout`, the worker goes on, and
+    /readyz answers 503 until the stuck call ends (a batch of 15-second segments takes seconds, even on a CPU)."""
+
+    oom_cooldown_seconds: float = Field(default=60, gt=0)
+    """After the GPU runs out of memory the batch is halved; the lowered ceiling doubles back once per this period."""
+
+    shutdown_grace_seconds: float = Field(default=120, ge=0)
+    """On SIGTERM: keep listening, answer /readyz and new work with 503, and give admitted requests this long to
+    finish before exiting with status 0 (Kubernetes' terminationGracePeriodSeconds must be longer)."""
+
+    keep_alive_seconds: int = Field(default=75, ge=1)
+    """Idle keep-alive connections are closed after this; longer than nginx's upstream keepalive_timeout (60 s), so
+    nginx never reuses a connection the service has just closed."""
+
+    header_timeout_seconds: float = Field(default=30, gt=0)
+    """A client must send its request line and headers within this (slowloris defence without nginx)."""
+
+    max_header_kb: int = Field(default=64, ge=8)
+    """Largest request head (request line and headers) accepted; 400 beyond (nginx's own limit is 4 x 8 KB)."""
+
     log_level: str = "INFO"
     """Python logging level."""
 

@@ -115,8 +115,10 @@ _HTTP_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unautho
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AsrError)
     async def handle_asr_error(_: Request, exc: AsrError) -> JSONResponse:
-        if exc.status >= 500:
+        if exc.status == 500:
             logger.error("%s: %s", exc.code, exc.message)
+        elif exc.status > 500:  # overload, shutdown, timeouts: the service works as designed
+            logger.warning("%s: %s", exc.code, exc.message)
         return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

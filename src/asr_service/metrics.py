@@ -24,5 +24,5 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.segments = Counter(
-            "asr_segments", "Segments by outcome (ok, failed, dropped)", ["outcome"], registry=self.registry
+            "asr_segments", "Segments by outcome (ok, failed, timeout, dropped)", ["outcome"], registry=self.registry
         )

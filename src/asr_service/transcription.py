@@ -115,10 +115,18 @@ class Transcriber:
         options: TranscriptionOptions,
         client_gone: asyncio.Future[None] | None = None,
     ) -> TranscriptionResponse:
+        with self._batcher.admitted():  # before any work: an overloaded or draining service refuses at once
+            return await self._transcribe(data, options, client_gone)
+
+    async def _transcribe(
+        self,
+        data: bytes,
+        options: TranscriptionOptions,
+        client_gone: asyncio.Future[None] | None,
+    ) -> TranscriptionResponse:
         request_id = uuid.uuid4().hex
         started = time.perf_counter()
         deadline = started + self._settings.request_timeout_seconds
-        self._batcher.admit()  # before any work: an overloaded service refuses at once
         audio = await self._preprocess(decode_audio, data, self._limits)
         decode_ms = _ms_since(started)
         if audio.duration < self._settings.min_audio_seconds:

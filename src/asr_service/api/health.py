@@ -18,12 +18,12 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=ReadyResponse,
-    summary="Readiness: model loaded and batch worker running",
+    summary="Readiness: model loaded, batch worker running, not shutting down",
     responses={503: {"model": ErrorResponse}},
 )
 async def readyz(batcher: BatcherDep) -> ReadyResponse | JSONResponse:
-    if not batcher.alive:
-        return JSONResponse(error_body("not_ready", "the transcription worker is not running"), status_code=503)
+    if reason := batcher.not_ready_reason:
+        return JSONResponse(error_body("not_ready", reason), status_code=503)
     return ReadyResponse(status="ready", model=batcher.engine.model_name)
 
 

@@ -1,18 +1,24 @@
 """The one worker: drain the queue into batches, run the engine in a thread, answer every future.
 
 Routes call `submit()` and await futures; they never see the engine. The engine sees a list and returns a list of
-the same length; it never sees the queue. A failing batch is retried item by item so one poisoned segment fails only
-its own request, and the worker keeps running whatever the engine raises.
+the same length; it never sees the queue. The worker outlives whatever the engine does:
+- a failing batch is retried item by item, so one poisoned segment fails only its own request;
+- out of GPU memory, the batch is halved and retried, and the batch ceiling stays lowered for a while;
+- a call that never returns is abandoned after `engine_timeout_seconds` (504 for its segments); the worker goes on
+  with a fresh thread, and the service reports itself not ready until the stuck call ends.
+On SIGTERM the server calls `begin_drain()`: new requests are refused, admitted ones are finished.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from asr_service.batching.fair_queue import FairQueue
-from asr_service.engines.base import AsrEngine, Chunk, ChunkResult
-from asr_service.errors import InferenceError, NotReadyError, OverloadedError
+from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, is_out_of_memory
+from asr_service.errors import InferenceError, NotReadyError, OverloadedError, RequestTimeoutError
 from asr_service.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -24,6 +30,10 @@ class BatchPolicy:
     max_wait_ms: float
     queue_size: int
     retry_after_seconds: int
+    engine_timeout_seconds: float = 300
+    """A model call running longer than this is abandoned: its segments fail with 504."""
+    oom_cooldown_seconds: float = 60
+    """After running out of GPU memory, the lowered batch ceiling doubles back once per this many seconds."""
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,38 @@ class Batcher:
         self._queue: FairQueue[_Item] = FairQueue()
         self._task: asyncio.Task[None] | None = None
         self._batch_counter = 0
+        self._ceiling = policy.max_batch_size
+        self._ceiling_lowered_at = 0.0
+        self._stuck_calls = 0
+        self._draining = False
+        self._admitted = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def alive(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why new requests are refused now (what /readyz reports), or None when they are taken."""
+        if not self.alive:
+            return "the transcription worker is not running"
+        if self._draining:
+            return "the service is shutting down"
+        if self._stuck_calls:
+            return f"{self._stuck_calls} model call(s) stopped answering; waiting for them to end"
+        return None
+
+    @property
+    def batch_ceiling(self) -> int:
+        """Most segments per model call now: the policy's, or less for a while after running out of GPU memory."""
+        if self._ceiling < self._policy.max_batch_size:
+            periods = int((time.monotonic() - self._ceiling_lowered_at) / self._policy.oom_cooldown_seconds)
+            if periods:
+                self._ceiling = min(self._policy.max_batch_size, self._ceiling * 2**periods)
+                self._ceiling_lowered_at = time.monotonic()
+        return self._ceiling
 
     @property
     def depth(self) -> int:
@@ -68,21 +106,45 @@ class Batcher:
             if not item.future.done():
                 item.future.set_exception(NotReadyError("the service is shutting down"))
 
-    def admit(self) -> None:
-        """Refuse a new request while the worker is down or the queue is full. An admitted request then submits all
-        of its segments, block by block as they are found, so a long call is never refused by its own length."""
-        if not self.alive:
-            raise NotReadyError("the transcription worker is not running")
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Hold a place for one request: refused while not ready or while the queue is full. An admitted request
+        then submits all of its segments, block by block as they are found, so a long call is never refused by its
+        own length; a drain waits for every admitted request to leave."""
+        retry_after = {"Retry-After": str(self._policy.retry_after_seconds)}
+        if reason := self.not_ready_reason:
+            raise NotReadyError(reason, headers=retry_after)
         if len(self._queue) >= self._policy.queue_size:
             raise OverloadedError(
-                f"{len(self._queue)} segments are waiting for the model; try again shortly",
-                headers={"Retry-After": str(self._policy.retry_after_seconds)},
+                f"{len(self._queue)} segments are waiting for the model; try again shortly", headers=retry_after
             )
+        self._admitted += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+            if not self._admitted:
+                self._idle.set()
+
+    def begin_drain(self) -> None:
+        """Refuse new requests from now on (and report not ready); admitted ones go on."""
+        if not self._draining:
+            logger.info("draining: %d request(s) in progress, %d segment(s) queued", self._admitted, self.depth)
+        self._draining = True
+
+    async def wait_drained(self, timeout: float) -> bool:
+        """Wait until no admitted request is left; False if `timeout` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def submit(self, request_id: str, chunks: list[Chunk]) -> list[asyncio.Future[SegmentOutcome]]:
         """Enqueue segments of an admitted request; one future per segment, in order."""
         if not self.alive:
-            raise NotReadyError("the transcription worker is not running")
+            raise NotReadyError("the transcription worker is not running")  # it stopped after admission
         loop = asyncio.get_running_loop()
         items = [_Item(chunk, loop.create_future()) for chunk in chunks]
         self._queue.put_all(request_id, items)
@@ -102,7 +164,8 @@ class Batcher:
     async def _collect_batch(self) -> list[_Item]:
         batch = [await self._queue.get()]
         deadline = time.perf_counter() + self._policy.max_wait_ms / 1000
-        while len(batch) < self._policy.max_batch_size:
+        ceiling = self.batch_ceiling
+        while len(batch) < ceiling:
             item = self._queue.get_nowait()
             if item is not None:
                 batch.append(item)
@@ -126,15 +189,24 @@ class Batcher:
         batch_id = self._batch_counter
         started = time.perf_counter()
         try:
-            results = await asyncio.to_thread(self.engine.transcribe_batch, [item.chunk for item in live])
-            if len(results) != len(live):
-                raise RuntimeError(f"engine returned {len(results)} results for {len(live)} segments")
+            results = await self._call_engine([item.chunk for item in live])
+        except _EngineStuck:
+            logger.error(
+                "batch %d: the model did not answer within %.0f s", batch_id, self._policy.engine_timeout_seconds
+            )
+            self._fail(live, "timeout", RequestTimeoutError("the model stopped answering on this audio; try again"))
+            return
         except Exception as e:
+            if is_out_of_memory(e) and len(live) > 1:
+                self._lower_ceiling(len(live) // 2)
+                logger.warning("batch %d of %d ran out of GPU memory; retrying in halves", batch_id, len(live))
+                half = len(live) // 2
+                await self._execute(live[:half])
+                await self._execute(live[half:])
+                return
             if len(live) == 1:
                 logger.exception("segment failed on its own (batch %d)", batch_id)
-                self._metrics.segments.labels("failed").inc()
-                if not live[0].future.done():
-                    live[0].future.set_exception(InferenceError(f"the model failed on this audio: {e}"))
+                self._fail(live, "failed", InferenceError(f"the model failed on this audio: {e}"))
                 return
             logger.warning("batch %d of %d failed (%s); retrying one by one", batch_id, len(live), e)
             for item in live:
@@ -147,3 +219,37 @@ class Batcher:
         for item, result in zip(live, results, strict=True):
             if not item.future.done():
                 item.future.set_result(SegmentOutcome(result=result, batch_id=batch_id, batch_ms=elapsed * 1000))
+
+    async def _call_engine(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        """The engine in a thread, bounded in time. A call past the bound cannot be killed (it is a thread); it is
+        left to finish on its own while the worker goes on, and counted as stuck until it does."""
+        call = asyncio.get_running_loop().run_in_executor(None, self.engine.transcribe_batch, chunks)
+        try:
+            results = await asyncio.wait_for(asyncio.shield(call), self._policy.engine_timeout_seconds)
+        except TimeoutError:
+            self._stuck_calls += 1
+            call.add_done_callback(self._stuck_call_ended)
+            raise _EngineStuck() from None
+        if len(results) != len(chunks):
+            raise RuntimeError(f"engine returned {len(results)} results for {len(chunks)} segments")
+        return results
+
+    def _stuck_call_ended(self, call: asyncio.Future[list[ChunkResult]]) -> None:
+        self._stuck_calls -= 1
+        if not call.cancelled() and call.exception() is not None:
+            logger.warning("a stuck model call ended with %r", call.exception())
+        logger.info("a stuck model call ended after all; %d still stuck", self._stuck_calls)
+
+    def _lower_ceiling(self, ceiling: int) -> None:
+        self._ceiling = max(1, min(self._ceiling, ceiling))
+        self._ceiling_lowered_at = time.monotonic()
+
+    def _fail(self, items: list[_Item], outcome: str, error: Exception) -> None:
+        self._metrics.segments.labels(outcome).inc(len(items))
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(error)
+
+
+class _EngineStuck(Exception):
+    """The engine call ran past its time bound."""

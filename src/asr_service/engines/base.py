@@ -4,6 +4,7 @@ The batching worker only knows this Protocol, so GLM-ASR, the embedded Whisper a
 """
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,3 +74,12 @@ class AsrEngine(Protocol):
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         """Transcribe all chunks in one padded batch; return one result per chunk, in order."""
         ...
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for the GPU running out of memory: torch's own error, or CTranslate2's CUDA message. Checked without
+    importing torch, which a CPU deployment of the embedded model never loads."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()

@@ -73,12 +73,17 @@ class GlmAsrEngine:
             output_logits=True,
             return_dict_in_generate=True,
         )
-        with torch.inference_mode():
-            out = self._model.generate(
-                **inputs,
-                generation_config=config,
-                stopping_criteria=[_PerRowTokenBudget(prompt_length, budgets)],
-            )
+        try:
+            with torch.inference_mode():
+                out = self._model.generate(
+                    **inputs,
+                    generation_config=config,
+                    stopping_criteria=[_PerRowTokenBudget(prompt_length, budgets)],
+                )
+        except torch.cuda.OutOfMemoryError:
+            del inputs
+            torch.cuda.empty_cache()  # give the cached blocks back before the worker retries with half the batch
+            raise
         tokens = out.sequences[:, prompt_length:].cpu()
         token_logprobs = (
             torch.stack(
