@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from asr_service.api import asr, health, metrics, openai
+from asr_service.api import asr, health, metrics, openai, redact
 from asr_service.api.metrics import AccessMiddleware
 from asr_service.audio.vad import SileroModel
 from asr_service.batching import Batcher, BatchPolicy
@@ -100,6 +100,6 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
     install_offline_docs(app)
     install_error_handlers(app)
     app.add_middleware(AccessMiddleware)
-    for module in (asr, openai, health, metrics):
+    for module in (asr, openai, redact, health, metrics):
         app.include_router(module.router)
     return app

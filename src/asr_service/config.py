@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     max_header_kb: int = Field(default=64, ge=8)
     """Largest request head (request line and headers) accepted; 400 beyond (nginx's own limit is 4 x 8 KB)."""
 
+    redact: bool = False
+    """Mask personal data (ID-card, phone and bank-card numbers, e-mail addresses, licence plates) in every
+    transcript unless a request says `redact=false`."""
+
     log_level: str = "INFO"
     """Python logging level."""
 

@@ -5,10 +5,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from asr_service.hotwords import MAX_HOTWORDS, split_hotwords
+from asr_service.redaction import MAX_TEXT_CHARS, RedactionKind
 
 Language = Literal["auto", "zh", "yue", "en"]
 ChannelMode = Literal["auto", "mix", "split"]
 ResponseFormat = Literal["json", "text", "srt", "vtt"]
+
+EXAMPLE_AUDIO = "data:audio/wav;base64,UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA="
+"""A valid (empty) WAV, so the schema's examples are valid requests; a real call is megabytes of base64."""
 
 
 class TranscriptionOptions(BaseModel):
@@ -30,6 +34,11 @@ class TranscriptionOptions(BaseModel):
         description="Names and terms likely in the call; a list, or comma-separated in a form.",
     )
     response_format: ResponseFormat = Field(default="json", description="`json`, `text`, `srt` or `vtt`.")
+    redact: bool | None = Field(
+        default=None,
+        description="Mask ID-card, phone and bank-card numbers, e-mail addresses and licence plates in the text and "
+        "segments (every output format). Unset: the server's `ASR_REDACT`.",
+    )
 
     @field_validator("hotwords", mode="before")
     @classmethod
@@ -43,7 +52,7 @@ class TranscriptionJsonRequest(TranscriptionOptions):
         json_schema_extra={
             "examples": [
                 {
-                    "audio": "data:audio/wav;base64,UklGRi4AAABXQVZFZm10IBAAAAAB...",
+                    "audio": EXAMPLE_AUDIO,
                     "language": "zh",
                     "channels": "split",
                     "hotwords": ["滨海新区", "12345"],
@@ -127,6 +136,38 @@ class TranscriptionResponse(BaseModel):
     needs_review: bool = Field(description="True if any segment needs review.")
     model: str
     timing: Timing
+    redactions: dict[str, int] | None = Field(
+        default=None,
+        description="When personal data was masked: how many of each kind (`id_card`, `mobile`, `landline`, "
+        "`bank_card`, `email`, `plate`); null when masking was off.",
+    )
+
+
+class RedactRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "我手机138 1234 5678，住幸福路3号"}]}
+    )
+
+    text: str = Field(max_length=MAX_TEXT_CHARS, description=f"At most {MAX_TEXT_CHARS:,} characters.")
+
+
+class RedactionSpan(BaseModel):
+    kind: RedactionKind
+    start: int = Field(description="Offset of the first masked character (characters, not bytes).")
+    end: int = Field(description="Offset just past the last masked character.")
+
+
+class RedactResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"text": "我手机*************，住幸福路3号", "redactions": [{"kind": "mobile", "start": 3, "end": 16}]}
+            ]
+        }
+    )
+
+    text: str = Field(description="The text with every masked character replaced by `*` (same length).")
+    redactions: list[RedactionSpan]
 
 
 class ErrorDetail(BaseModel):

@@ -24,6 +24,7 @@ from asr_service.errors import EmptyAudioError, RequestTimeoutError
 from asr_service.language import ChineseScript, guess_language
 from asr_service.metrics import ServiceMetrics
 from asr_service.quality import remove_loops
+from asr_service.redaction import redact_texts
 from asr_service.schemas import Segment, Timing, TranscriptionOptions, TranscriptionResponse
 from asr_service.text import join_texts, tidy_text
 
@@ -160,6 +161,10 @@ class Transcriber:
             raise
         inference_ms = round(sum({o.batch_id: o.batch_ms for o in outcomes}.values()), 1)
         segments = self._segments(pieces, outcomes)
+        redactions = None
+        if self._settings.redact if options.redact is None else options.redact:
+            masked, redactions = redact_texts([s.text for s in segments])
+            segments = [s.model_copy(update={"text": text}) for s, text in zip(segments, masked, strict=True)]
         total_ms = _ms_since(started)
         logger.info(
             "request %s: %.1f s audio, %d channel(s) %s, %d segments, %.0f ms",
@@ -188,6 +193,7 @@ class Transcriber:
                 inference_ms=inference_ms,
                 total_ms=total_ms,
             ),
+            redactions=redactions,
         )
 
     def _open_channels(

@@ -6,7 +6,13 @@ from asr_service.api.upload import multipart_schema, read_audio_upload, transcri
 from asr_service.deps import SettingsDep, TranscriberDep
 from asr_service.errors import CLIENT_CLOSED_REQUEST
 from asr_service.formats import render_transcript
-from asr_service.schemas import ErrorResponse, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
+from asr_service.schemas import (
+    EXAMPLE_AUDIO,
+    ErrorResponse,
+    TranscriptionJsonRequest,
+    TranscriptionOptions,
+    TranscriptionResponse,
+)
 
 router = APIRouter(tags=["transcription"])
 
@@ -26,7 +32,7 @@ REQUEST_BODY = {
             },
             "application/json": {
                 "schema": TranscriptionJsonRequest.model_json_schema(),
-                "example": {"audio": "data:audio/wav;base64,UklGRi4AAABXQVZFZm10IBAAAAAB...", "language": "auto"},
+                "example": {"audio": EXAMPLE_AUDIO, "language": "auto"},
             },
         },
     }
