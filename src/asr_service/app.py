@@ -15,6 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from asr_service.api import asr, health, metrics, openai, redact
 from asr_service.api.metrics import AccessMiddleware
 from asr_service.audio.vad import SileroModel
+from asr_service.audit import AuditLog
 from asr_service.batching import Batcher, BatchPolicy
 from asr_service.config import Settings
 from asr_service.deps import AppState
@@ -22,6 +23,7 @@ from asr_service.engines.base import AsrEngine, EngineProfile
 from asr_service.engines.loader import load_engine
 from asr_service.errors import install_error_handlers
 from asr_service.metrics import ServiceMetrics
+from asr_service.retention import sweep_forever
 from asr_service.transcription import Transcriber, vad_params
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,16 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
         preprocessing = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="asr-preprocess")
         batcher = Batcher(loaded, policy, service_metrics)
         await batcher.start()
+        audit_log = (
+            AuditLog(settings.audit_log, int(settings.audit_max_mb * 1024 * 1024), settings.audit_backups)
+            if settings.audit_log
+            else None
+        )
+        retention = (
+            asyncio.create_task(sweep_forever(settings.data_dir, settings.retention_days), name="asr-retention")
+            if settings.retention_days
+            else None
+        )
         app.state.batcher = batcher  # for the server's SIGTERM drain, which runs outside any request
         logger.info(
             "ready: model %s, batches of up to %d, segments of up to %.0f s, %d preprocessing threads",
@@ -84,9 +96,14 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
                 metrics=service_metrics,
                 batcher=batcher,
                 transcriber=Transcriber(settings, params, vad, preprocessing, batcher, service_metrics),
+                audit_log=audit_log,
             )
         finally:
+            if retention is not None:
+                retention.cancel()
             await batcher.stop()
+            if audit_log is not None:
+                audit_log.close()
             preprocessing.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(

@@ -176,6 +176,27 @@ class Settings(BaseSettings):
     """Mask personal data (ID-card, phone and bank-card numbers, e-mail addresses, licence plates) in every
     transcript unless a request says `redact=false`."""
 
+    audit_log: Path | None = None
+    """A file for the audit log (JSON lines: who sent which audio, its SHA-256, parameters, model, status,
+    latencies; never the audio). Unset: no audit log."""
+
+    audit_text: bool = False
+    """Also write each transcript into the audit log (it then holds what citizens said)."""
+
+    audit_max_mb: float = Field(default=100, gt=0)
+    """The audit log is rotated at this size."""
+
+    audit_backups: int = Field(default=30, ge=1)
+    """Rotated audit files kept (audit.jsonl.1 ... .N); the oldest is deleted beyond."""
+
+    data_dir: Path = Path.home() / ".local" / "share" / "asr_service"
+    """Where the service stores audio, results and corrections (its only writable place besides the model cache and
+    the audit log)."""
+
+    retention_days: float | None = Field(default=None, gt=0)
+    """Stored audio, results and corrections older than this are deleted (checked at start and every hour).
+    Unset: kept until deleted by hand."""
+
     log_level: str = "INFO"
     """Python logging level."""
 

@@ -4,6 +4,7 @@ from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
 
+from asr_service.audit import AuditLog
 from asr_service.batching import Batcher
 from asr_service.config import Settings
 from asr_service.metrics import ServiceMetrics
@@ -15,6 +16,7 @@ class AppState(TypedDict):
     metrics: ServiceMetrics
     batcher: Batcher
     transcriber: Transcriber
+    audit_log: AuditLog | None
 
 
 def get_settings(request: Request) -> Settings:

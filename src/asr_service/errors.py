@@ -112,25 +112,30 @@ CLIENT_CLOSED_REQUEST = 499
 _HTTP_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 429: "rate_limited"}
 
 
+def _error_response(
+    request: Request, code: str, message: str, status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    request.state.error_code = code  # for the audit line
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AsrError)
-    async def handle_asr_error(_: Request, exc: AsrError) -> JSONResponse:
+    async def handle_asr_error(request: Request, exc: AsrError) -> JSONResponse:
         if exc.status == 500:
             logger.error("%s: %s", exc.code, exc.message)
         elif exc.status > 500:  # overload, shutdown, timeouts: the service works as designed
             logger.warning("%s: %s", exc.code, exc.message)
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers)
+        return _error_response(request, exc.code, exc.message, exc.status, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def handle_validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_request", describe_validation_errors(exc.errors())), status_code=422)
+    async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(request, "invalid_request", describe_validation_errors(exc.errors()), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def handle_http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_STATUS_CODES.get(exc.status_code, "invalid_request")
-        return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        return _error_response(request, code, str(exc.detail), exc.status_code, getattr(exc, "headers", None))
 
     @app.exception_handler(ClientDisconnect)
     async def handle_client_gone(_: Request, exc: ClientDisconnect) -> Response:

@@ -1,19 +1,25 @@
-"""GET /metrics in the Prometheus text format, and the middleware that counts and logs every request."""
+"""GET /metrics in the Prometheus text format, and the middleware that counts, logs and audits every request."""
 
 import json
 import logging
 import time
+import uuid
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asr_service.audit import AuditLog, AuditRecord, utc_now
+from asr_service.config import Settings
 from asr_service.deps import BatcherDep, MetricsDep
 
 router = APIRouter(tags=["health"])
 access_log = logging.getLogger("asr_service.access")
 
-COUNTED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/healthz", "/readyz", "/metrics"})
+COUNTED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/redact", "/healthz", "/readyz", "/metrics"})
+AUDITED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/redact"})
+REQUEST_ID_HEADER = b"x-request-id"
+"""nginx's $request_id when it proxies (so its log and ours correlate), else one made here; sent back to the client."""
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -29,7 +35,8 @@ def escape_for_log(text: str) -> str:
 
 
 class AccessMiddleware:
-    """Counts requests by route and status and logs who asked (the nginx-authenticated user in X-Remote-User).
+    """Counts requests by route and status, logs who asked (the nginx-authenticated user in X-Remote-User), writes
+    the audit line of transcription and redaction requests, and answers every request with its `X-Request-ID`.
 
     Pure ASGI (not BaseHTTPMiddleware), so it never interferes with disconnect detection or streaming.
     """
@@ -43,28 +50,61 @@ class AccessMiddleware:
             return
         status = 500
         started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        request_id = _clean_request_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            latency_ms = (time.perf_counter() - started) * 1000
+            state = scope.get("state", {})
             route = scope["path"] if scope["path"] in COUNTED_ROUTES else "other"
-            service_metrics = scope.get("state", {}).get("metrics")
+            service_metrics = state.get("metrics")
             if service_metrics is not None:
                 service_metrics.requests.labels(route, str(status)).inc()
-            headers = dict(scope.get("headers") or [])
-            client = scope.get("client") or ("-", 0)
+            user = headers.get(b"x-remote-user", b"").decode("latin-1") or None
+            client = (scope.get("client") or ("-", 0))[0]
             access_log.info(
                 '%s user="%s" "%s %s" %d %.0fms',
-                client[0],
-                escape_for_log(headers.get(b"x-remote-user", b"-").decode("latin-1") or "-"),
+                client,
+                escape_for_log(user or "-"),
                 escape_for_log(scope["method"]),
                 escape_for_log(scope["path"]),
                 status,
-                (time.perf_counter() - started) * 1000,
+                latency_ms,
             )
+            audit: AuditLog | None = state.get("audit_log")
+            if audit is not None and scope["path"] in AUDITED_ROUTES and scope["method"] == "POST":
+                settings: Settings = state["settings"]
+                details = dict(state.get("audit_details", {}))
+                if not settings.audit_text:
+                    details.pop("text", None)
+                audit.write(
+                    AuditRecord(
+                        time=utc_now(),
+                        request_id=request_id,
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        error_code=state.get("error_code"),
+                        user=user,
+                        client=client,
+                        latency_ms=round(latency_ms, 1),
+                        **details,
+                    )
+                )
+
+
+def _clean_request_id(raw: bytes | None) -> str | None:
+    """A caller's request id, if it is a short plain token (it is echoed into headers and logs)."""
+    if raw is None or not 0 < len(raw) <= 64:
+        return None
+    text = raw.decode("latin-1")
+    return text if all(c.isalnum() or c in "-_." for c in text) else None

@@ -1,6 +1,6 @@
 """POST /redact: mask personal data in a text on its own (ticket systems hold old transcripts and notes too)."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from asr_service.redaction import redact
@@ -20,8 +20,9 @@ router = APIRouter(tags=["personal data"])
         422: {"model": ErrorResponse, "description": "invalid_request: no `text`, or over the length limit"},
     },
 )
-async def redact_text(body: RedactRequest) -> RedactResponse:
+async def redact_text(request: Request, body: RedactRequest) -> RedactResponse:
     result = await run_in_threadpool(redact, body.text)  # up to a second of CPU for the longest text
+    request.state.audit_details = {"parameters": {"characters": len(body.text)}, "redactions": result.counts}
     return RedactResponse(
         text=result.text,
         redactions=[RedactionSpan(kind=r.kind, start=r.start, end=r.end) for r in result.redactions],

@@ -5,6 +5,7 @@ reads bytes, and a bounded body size bounds the memory.
 """
 
 import asyncio
+import hashlib
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -13,10 +14,12 @@ from typing import Generic, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from asr_service.audio.decode import decode_base64_audio
+from asr_service.audit import AudioFacts, audited_parameters, transcript_facts
 from asr_service.config import Settings
 from asr_service.errors import (
     BodyTimeoutError,
@@ -83,13 +86,23 @@ async def transcribe_upload(
     request: Request, transcriber: Transcriber, data: bytes, options: TranscriptionOptions
 ) -> TranscriptionResponse | None:
     """Transcribe while watching the connection; None if the client hung up (its segments were withdrawn)."""
+    audited = getattr(request.state, "audit_log", None) is not None
+    if audited:
+        digest = await run_in_threadpool(lambda: hashlib.sha256(data).hexdigest())  # 256 MB take half a second
+        request.state.audit_details = {
+            "audio": AudioFacts(sha256=digest, bytes=len(data)),
+            "parameters": audited_parameters(options),
+        }
     client_gone = asyncio.ensure_future(wait_for_disconnect(request))
     try:
-        return await transcriber.transcribe(data, options, client_gone)
+        result = await transcriber.transcribe(data, options, client_gone)
     except ClientDisconnected:
         return None
     finally:
         client_gone.cancel()
+    if audited:
+        request.state.audit_details |= transcript_facts(result)
+    return result
 
 
 def multipart_schema(options_model: type[BaseModel]) -> dict[str, object]:

@@ -1,0 +1,61 @@
+"""Retention: stored audio, results and corrections are deleted once older than `ASR_RETENTION_DAYS`.
+
+Citizens' recordings must not outlive their purpose. Everything the service stores lives in these folders of
+`ASR_DATA_DIR`; a file's age is its modification time. The audit log is not purged here: it is the record of who
+accessed what, and has its own rotation.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+STORED_FOLDERS = ("audio", "results", "corrections")
+SWEEP_INTERVAL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    files: int
+    bytes: int
+
+
+def purge_expired(data_dir: Path, max_age_days: float, now: float | None = None) -> PurgeReport:
+    """Delete files under the stored folders older than `max_age_days`, then the folders left empty."""
+    cutoff = (time.time() if now is None else now) - max_age_days * 86400
+    files = size = 0
+    for name in STORED_FOLDERS:
+        folder = data_dir / name
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*"), reverse=True):  # children before their folders
+            if path.is_symlink() or path.is_file():
+                stat = path.lstat()
+                if stat.st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+                    files += 1
+                    size += stat.st_size
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    return PurgeReport(files, size)
+
+
+async def sweep_forever(data_dir: Path, max_age_days: float, interval_seconds: float = SWEEP_INTERVAL_SECONDS) -> None:
+    """Purge at once, then every `interval_seconds`, until cancelled (by the lifespan at shutdown)."""
+    while True:
+        try:
+            report = await asyncio.to_thread(purge_expired, data_dir, max_age_days)
+        except OSError:
+            logger.exception("retention sweep of %s failed", data_dir)
+        else:
+            if report.files:
+                logger.info(
+                    "retention: deleted %d file(s), %d bytes, older than %g days",
+                    report.files,
+                    report.bytes,
+                    max_age_days,
+                )
+        await asyncio.sleep(interval_seconds)
