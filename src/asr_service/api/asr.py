@@ -2,13 +2,12 @@
 
 from fastapi import APIRouter, Request, Response
 
-from asr_service.api.upload import multipart_schema, read_audio_upload, transcribe_upload
+from asr_service.api.upload import AUDIO_ERROR_RESPONSES, multipart_schema, read_audio_upload, transcribe_upload
 from asr_service.deps import SettingsDep, TranscriberDep
 from asr_service.errors import CLIENT_CLOSED_REQUEST
 from asr_service.formats import render_transcript
 from asr_service.schemas import (
     EXAMPLE_AUDIO,
-    ErrorResponse,
     TranscriptionJsonRequest,
     TranscriptionOptions,
     TranscriptionResponse,
@@ -38,19 +37,6 @@ REQUEST_BODY = {
     }
 }
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in {
-        400: "invalid_request: malformed body",
-        413: "payload_too_large or audio_too_long",
-        415: "unsupported_audio (not decodable audio) or invalid_request (wrong content type)",
-        422: "invalid_request (bad parameter) or empty_audio",
-        500: "internal_error: the model failed on this audio",
-        503: "overloaded (with Retry-After) or not_ready",
-        504: "timeout",
-    }.items()
-}
-
 
 @router.post(
     "/asr",
@@ -59,7 +45,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     description="Send the audio as multipart/form-data (`file`) or as JSON (`audio`: base64 or a data URL). "
     "`response_format` `text`, `srt` or `vtt` answer in that format instead of JSON.",
     openapi_extra=REQUEST_BODY,
-    responses=ERROR_RESPONSES,
+    responses=AUDIO_ERROR_RESPONSES,
 )
 async def transcribe(request: Request, transcriber: TranscriberDep, settings: SettingsDep) -> Response:
     upload = await read_audio_upload(request, settings, TranscriptionOptions, json_model=TranscriptionJsonRequest)

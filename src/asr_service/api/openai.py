@@ -11,11 +11,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from asr_service.api.upload import multipart_schema, read_audio_upload, transcribe_upload
+from asr_service.api.upload import AUDIO_ERROR_RESPONSES, multipart_schema, read_audio_upload, transcribe_upload
 from asr_service.deps import SettingsDep, TranscriberDep
 from asr_service.errors import CLIENT_CLOSED_REQUEST
 from asr_service.formats import render_transcript
-from asr_service.schemas import ErrorResponse, TranscriptionOptions, TranscriptionResponse, split_hotwords
+from asr_service.schemas import TranscriptionOptions, TranscriptionResponse, split_hotwords
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -77,10 +77,15 @@ def verbose_json(result: TranscriptionResponse) -> dict[str, object]:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": multipart_schema(OpenAITranscriptionForm)}},
+            "content": {
+                "multipart/form-data": {
+                    "schema": multipart_schema(OpenAITranscriptionForm),
+                    "example": {"file": "(binary call.wav)", "model": "whisper-1", "language": "zh"},
+                }
+            },
         }
     },
-    responses={400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+    responses=AUDIO_ERROR_RESPONSES,
 )
 async def create_transcription(request: Request, transcriber: TranscriberDep, settings: SettingsDep) -> Response:
     upload = await read_audio_upload(request, settings, OpenAITranscriptionForm)

@@ -29,13 +29,29 @@ from asr_service.errors import (
     UnsupportedMediaTypeError,
     describe_validation_errors,
 )
-from asr_service.schemas import TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
+from asr_service.schemas import ErrorResponse, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 from asr_service.transcription import ClientDisconnected, Transcriber
 
 MAX_FORM_FIELD_BYTES = 16 * 1024
 """A text field (language, hotwords, prompt…) longer than this is refused (422) before it is parsed further."""
 FORM_OVERHEAD_BYTES = 64 * 1024
 """Room for multipart boundaries, headers and small fields on top of the file itself."""
+
+AUDIO_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "invalid_request: malformed body",
+        408: "request_timeout: the upload stalled longer than ASR_BODY_TIMEOUT_SECONDS",
+        413: "payload_too_large or audio_too_long",
+        415: "unsupported_audio (not decodable audio) or invalid_request (wrong content type)",
+        422: "invalid_request (bad parameter) or empty_audio",
+        500: "internal_error: the model failed on this audio",
+        503: "overloaded (with Retry-After) or not_ready",
+        504: "timeout",
+    }.items()
+}
+"""Every error status an audio upload route can answer, for its OpenAPI entry."""
+
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
