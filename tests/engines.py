@@ -115,3 +115,19 @@ class DictatingEngine:
             dictated.append(ChunkResult(self.texts[self.next % len(self.texts)], result.confidence, result.language))
             self.next += 1
         return dictated
+
+
+class SlowEngine:
+    """The real tiny GLM-ASR, made to take a fixed time per batch like a busy GPU; counts batches."""
+
+    def __init__(self, inner: AsrEngine, seconds: float) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.profile = inner.profile
+        self.seconds = seconds
+        self.batches = 0
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        time.sleep(self.seconds)
+        self.batches += 1
+        return self.inner.transcribe_batch(chunks)

@@ -13,7 +13,7 @@ import av
 import httpx
 import numpy as np
 import pytest
-from audio_factory import FORMATS, clip_samples, encode, float_wav_bytes, wav_bytes
+from audio_factory import FORMATS, Format, clip_samples, encode, float_wav_bytes, wav_bytes
 from conftest import tiny_settings
 
 from asr_service.audio.decode import SAMPLE_RATE
@@ -38,6 +38,14 @@ class Case:
 
 def mp3() -> bytes:
     return encode(clip_samples("en_speechbrain_example1.wav"), FORMATS[3])
+
+
+def switching_adts() -> bytes:
+    """An AAC stream that changes from mono 16 kHz to stereo 44.1 kHz halfway (two recordings glued together)."""
+    samples = clip_samples("en_speechbrain_example1.wav")
+    return encode(samples, Format("adts-mono", "adts", "aac", 16_000)) + encode(
+        samples, Format("adts-stereo", "adts", "aac", 44_100, channels=2)
+    )
 
 
 def speech_wav() -> bytes:
@@ -98,6 +106,7 @@ CASES = [
     Case("0-sample WAV", 422, "empty_audio", files=file(wav_bytes(np.zeros((1, 0))))),
     Case("NaN samples", 415, "unsupported_audio", files=file(float_wav_bytes(np.full(16000, np.nan, np.float32)))),
     Case("1 ms of audio", 422, "empty_audio", files=file(wav_bytes(np.zeros((1, 16))))),
+    Case("format switching mid-stream", 200, None, files=file(switching_adts(), "glued.aac")),
     Case("8 channels", 200, None, files=file(wav_bytes(np.repeat(clip_samples("en_speechbrain_example1.wav"), 8, 0)))),
     Case(
         "192 kHz",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from audio_factory import clip_samples, manifest, wav_bytes
 from conftest import tiny_settings
-from engines import POISON_PEAK, GatedEngine, PoisonedEngine
+from engines import POISON_PEAK, GatedEngine, PoisonedEngine, SlowEngine
 
 from asr_service.engines.base import TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
@@ -139,4 +139,36 @@ async def test_a_request_slower_than_the_timeout_gets_504(
             engine.gate.set()
             assert response.status_code == 504
             assert response.json()["error"]["code"] == "timeout"
+            assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_an_overloaded_model_turns_newcomers_away_instead_of_making_them_wait(
+    tiny_glmasr_dir: Path, model_cache: Path, tiny_engine: GlmAsrEngine
+) -> None:
+    """With the model at 1 s a segment and a 3-second bound on the estimated wait, a burst of 12 calls is split:
+    the first few are admitted and finish within the bound (plus their own turn), the rest get 503 `overloaded`
+    with Retry-After at once, and the service stays ready."""
+    engine = SlowEngine(tiny_engine, seconds=1.0)
+    settings = tiny_settings(
+        tiny_glmasr_dir, model_cache, max_batch_size=1, max_queue_wait_seconds=3, retry_after_seconds=4
+    )
+    speech = wav_bytes(clip_samples("zh_firered_BAC009S0764W0121.wav"))  # 4.2 s: one segment
+    with serve_in_thread(settings, engine) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            assert (await post_file(client, speech)).status_code == 200  # the model's speed is now measured
+
+            async def timed() -> tuple[httpx.Response, float]:
+                started = time.perf_counter()
+                response = await post_file(client, speech)
+                return response, time.perf_counter() - started
+
+            results = await asyncio.gather(*(timed() for _ in range(12)))
+            admitted = [seconds for r, seconds in results if r.status_code == 200]
+            refused = [(r, seconds) for r, seconds in results if r.status_code != 200]
+            print(f"admitted {len(admitted)} (slowest {max(admitted):.1f} s), refused {len(refused)}")
+            assert 2 <= len(admitted) <= 6, [r.status_code for r, _ in results]
+            assert max(admitted) < 3 + 2 + 1.5, "an admitted call waits at most the bound plus about its own turn"
+            for response, seconds in refused:
+                assert response.status_code == 503 and response.json()["error"]["code"] == "overloaded"
+                assert response.headers["retry-after"] == "4" and seconds < 1
             assert (await client.get("/readyz")).status_code == 200

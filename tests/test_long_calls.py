@@ -10,9 +10,9 @@ import pytest
 import torch
 from audio_factory import Format, Placement, build_call, clip_samples, encode, hold_music, wav_bytes
 from conftest import tiny_settings
-from engines import TimedEngine
+from engines import SlowEngine, TimedEngine
 
-from asr_service.engines.base import Chunk, ChunkResult, TokenBudget
+from asr_service.engines.base import TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
 from asr_service.server import serve_in_thread
 
@@ -77,22 +77,6 @@ async def test_a_45_minute_stereo_call_is_split_into_agent_and_caller(whisper: h
     lines = body["text"].splitlines()
     assert [line.split(":")[0] for line in lines] == ["agent", "caller", "agent", "caller"]
     assert "fabric" in lines[0] and "canoe" in lines[3]
-
-
-class SlowEngine:
-    """The real tiny GLM-ASR, made to take a fixed time per batch like a busy GPU; counts batches."""
-
-    def __init__(self, inner: GlmAsrEngine, seconds: float) -> None:
-        self.inner = inner
-        self.model_name = inner.model_name
-        self.profile = inner.profile
-        self.seconds = seconds
-        self.batches = 0
-
-    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
-        time.sleep(self.seconds)
-        self.batches += 1
-        return self.inner.transcribe_batch(chunks)
 
 
 async def test_a_short_call_is_not_stuck_behind_a_long_one(tiny_glmasr_dir: Path, model_cache: Path) -> None:

@@ -37,6 +37,7 @@ def batch_policy(settings: Settings, profile: EngineProfile) -> BatchPolicy:
         retry_after_seconds=settings.retry_after_seconds,
         engine_timeout_seconds=settings.engine_timeout_seconds,
         oom_cooldown_seconds=settings.oom_cooldown_seconds,
+        max_queue_wait_seconds=settings.max_queue_wait_seconds,
     )
 
 

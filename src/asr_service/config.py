@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     """Segments waiting for the model above which new requests get 503 `overloaded`. A request that is admitted
     enqueues all of its segments, so one long call is never refused by its own length."""
 
+    max_queue_wait_seconds: float = Field(default=60, gt=0)
+    """New requests get 503 `overloaded` (with Retry-After) while their estimated wait for the model is longer: the
+    estimate comes from the audio queued per request and the model's measured speed, so under overload callers are
+    told to come back instead of waiting minutes."""
+
     retry_after_seconds: int = Field(default=5, ge=1)
     """`Retry-After` sent with 503 `overloaded`."""
 

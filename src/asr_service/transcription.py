@@ -8,7 +8,6 @@ import asyncio
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -116,16 +115,16 @@ class Transcriber:
         options: TranscriptionOptions,
         client_gone: asyncio.Future[None] | None = None,
     ) -> TranscriptionResponse:
-        with self._batcher.admitted():  # before any work: an overloaded or draining service refuses at once
-            return await self._transcribe(data, options, client_gone)
+        with self._batcher.admitted() as request_id:  # before any work: a busy or draining service refuses at once
+            return await self._transcribe(request_id, data, options, client_gone)
 
     async def _transcribe(
         self,
+        request_id: str,
         data: bytes,
         options: TranscriptionOptions,
         client_gone: asyncio.Future[None] | None,
     ) -> TranscriptionResponse:
-        request_id = uuid.uuid4().hex
         started = time.perf_counter()
         deadline = started + self._settings.request_timeout_seconds
         audio = await self._preprocess(decode_audio, data, self._limits)

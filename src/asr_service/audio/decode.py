@@ -179,14 +179,21 @@ def _decode_streams(
     expected = min(int((duration or 0) * SAMPLE_RATE * 1.01), max_samples + SAMPLE_RATE)
     buffers = [_SampleBuffer(s.codec_context.channels or 1, expected) for s in streams]
     # Packed float, de-interleaved in numpy: PyAV's planar to_ndarray() crashes the process on 8+ channels.
-    resamplers = [av.AudioResampler(format="flt", layout=s.codec_context.layout, rate=SAMPLE_RATE) for s in streams]
+    layouts = [s.codec_context.layout.name for s in streams]  # fixed now: the codec context follows the frames
+    resamplers = [_resampler(layout) for layout in layouts]
     index = {stream.index: i for i, stream in enumerate(streams)}
     try:
         for packet in container.demux(*streams):
             i = index[packet.stream.index]
             for frame in packet.decode():
                 frame.pts = None  # resample by sample count; broken timestamps must not drop or insert audio
-                for out in resamplers[i].resample(frame):
+                try:
+                    converted = resamplers[i].resample(frame)
+                except ValueError:  # the format, layout or rate changed mid-stream (a spliced or corrupt file)
+                    converted = resamplers[i].resample(None)
+                    resamplers[i] = _resampler(layouts[i])  # same output, set up for the new input
+                    converted += resamplers[i].resample(frame)
+                for out in converted:
                     buffers[i].append(_deinterleave(out))
             if buffers[i].length > max_samples:
                 raise AudioTooLongError(_too_long_message(buffers[i].length / SAMPLE_RATE, limits.max_seconds))
@@ -205,6 +212,11 @@ def _decode_streams(
         if buffer.length > max_samples:
             raise AudioTooLongError(_too_long_message(buffer.length / SAMPLE_RATE, limits.max_seconds))
     return buffers
+
+
+def _resampler(layout: str) -> av.AudioResampler:
+    """To packed float at 16 kHz in the stream's first channel layout, whatever the frames bring later."""
+    return av.AudioResampler(format="flt", layout=layout, rate=SAMPLE_RATE)
 
 
 def _check_channel_seconds(seconds: float, limits: DecodeLimits, tolerance: float = 1.0) -> None:

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asr_service.batching.fair_queue import FairQueue
 from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, is_out_of_memory
@@ -34,6 +35,8 @@ class BatchPolicy:
     """A model call running longer than this is abandoned: its segments fail with 504."""
     oom_cooldown_seconds: float = 60
     """After running out of GPU memory, the lowered batch ceiling doubles back once per this many seconds."""
+    max_queue_wait_seconds: float = 60
+    """A new request is refused (503 with Retry-After) when its estimated wait for the model is longer."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,29 @@ class SegmentOutcome:
 
 @dataclass
 class _Item:
+    request_id: str
     chunk: Chunk
     future: asyncio.Future[SegmentOutcome]
+
+
+@dataclass
+class _RequestLoad:
+    """An admitted request's audio waiting for the model, for the wait estimate."""
+
+    queued_seconds: float = 0.0
+    submitted_seconds: float = 0.0
+    submitted: bool = False
+
+
+@dataclass
+class _Ewma:
+    """Exponentially weighted mean; None until the first sample."""
+
+    weight: float
+    value: float | None = field(default=None)
+
+    def add(self, sample: float) -> None:
+        self.value = sample if self.value is None else self.value + self.weight * (sample - self.value)
 
 
 class Batcher:
@@ -62,9 +86,13 @@ class Batcher:
         self._ceiling_lowered_at = 0.0
         self._stuck_calls = 0
         self._draining = False
-        self._admitted = 0
+        self._active: dict[str, _RequestLoad] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._throughput = _Ewma(0.2)
+        """Audio seconds the engine transcribes per second of its time."""
+        self._request_audio = _Ewma(0.1)
+        """Audio seconds a request brings, typically."""
 
     @property
     def alive(self) -> bool:
@@ -106,11 +134,22 @@ class Batcher:
             if not item.future.done():
                 item.future.set_exception(NotReadyError("the service is shutting down"))
 
+    def estimated_wait(self) -> float:
+        """Seconds a newly admitted request would wait for the model. The queue is round-robin across requests, so
+        each admitted request delays a newcomer by at most a typical request's audio (a long call counts once, not
+        by its length); an admitted request still decoding counts as a typical one. 0 until measured."""
+        typical, throughput = self._request_audio.value, self._throughput.value
+        if typical is None or not throughput:
+            return 0.0
+        ahead = sum(min(load.queued_seconds if load.submitted else typical, typical) for load in self._active.values())
+        return ahead / throughput
+
     @contextlib.contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Hold a place for one request: refused while not ready or while the queue is full. An admitted request
-        then submits all of its segments, block by block as they are found, so a long call is never refused by its
-        own length; a drain waits for every admitted request to leave."""
+    def admitted(self) -> Iterator[str]:
+        """Hold a place for one request and yield its id: refused while not ready, while the queue is full, or while
+        the estimated wait is over the bound. An admitted request then submits all of its segments, block by block
+        as they are found, so a long call is never refused by its own length; a drain waits for every admitted
+        request to leave."""
         retry_after = {"Retry-After": str(self._policy.retry_after_seconds)}
         if reason := self.not_ready_reason:
             raise NotReadyError(reason, headers=retry_after)
@@ -118,19 +157,28 @@ class Batcher:
             raise OverloadedError(
                 f"{len(self._queue)} segments are waiting for the model; try again shortly", headers=retry_after
             )
-        self._admitted += 1
+        if (wait := self.estimated_wait()) > self._policy.max_queue_wait_seconds:
+            raise OverloadedError(
+                f"the model is busy: a new request would wait about {wait:.0f} s (limit "
+                f"{self._policy.max_queue_wait_seconds:.0f} s); try again shortly",
+                headers=retry_after,
+            )
+        request_id = uuid.uuid4().hex
+        load = self._active[request_id] = _RequestLoad()
         self._idle.clear()
         try:
-            yield
+            yield request_id
         finally:
-            self._admitted -= 1
-            if not self._admitted:
+            del self._active[request_id]
+            if load.submitted:
+                self._request_audio.add(load.submitted_seconds)
+            if not self._active:
                 self._idle.set()
 
     def begin_drain(self) -> None:
         """Refuse new requests from now on (and report not ready); admitted ones go on."""
         if not self._draining:
-            logger.info("draining: %d request(s) in progress, %d segment(s) queued", self._admitted, self.depth)
+            logger.info("draining: %d request(s) in progress, %d segment(s) queued", len(self._active), self.depth)
         self._draining = True
 
     async def wait_drained(self, timeout: float) -> bool:
@@ -146,9 +194,19 @@ class Batcher:
         if not self.alive:
             raise NotReadyError("the transcription worker is not running")  # it stopped after admission
         loop = asyncio.get_running_loop()
-        items = [_Item(chunk, loop.create_future()) for chunk in chunks]
+        items = [_Item(request_id, chunk, loop.create_future()) for chunk in chunks]
         self._queue.put_all(request_id, items)
+        if (load := self._active.get(request_id)) is not None:
+            seconds = sum(chunk.duration for chunk in chunks)
+            load.submitted = True
+            load.queued_seconds += seconds
+            load.submitted_seconds += seconds
         return [item.future for item in items]
+
+    def _dequeued(self, item: _Item) -> _Item:
+        if (load := self._active.get(item.request_id)) is not None:
+            load.queued_seconds = max(0.0, load.queued_seconds - item.chunk.duration)
+        return item
 
     async def _run(self) -> None:
         while True:
@@ -162,13 +220,13 @@ class Batcher:
                         item.future.set_exception(InferenceError("transcription failed"))
 
     async def _collect_batch(self) -> list[_Item]:
-        batch = [await self._queue.get()]
+        batch = [self._dequeued(await self._queue.get())]
         deadline = time.perf_counter() + self._policy.max_wait_ms / 1000
         ceiling = self.batch_ceiling
         while len(batch) < ceiling:
             item = self._queue.get_nowait()
             if item is not None:
-                batch.append(item)
+                batch.append(self._dequeued(item))
                 continue
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
@@ -213,6 +271,7 @@ class Batcher:
                 await self._execute([item])
             return
         elapsed = time.perf_counter() - started
+        self._throughput.add(sum(item.chunk.duration for item in live) / max(elapsed, 1e-3))
         self._metrics.batch_size.observe(len(live))
         self._metrics.inference_seconds.observe(elapsed)
         self._metrics.segments.labels("ok").inc(len(live))
