@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -60,15 +61,20 @@ def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeo
 
 
 @contextlib.contextmanager
-def running_nginx(upstreams: list[str], port: int, users: dict[str, str], folder: Path | None = None) -> Iterator[str]:
-    """Start nginx on 127.0.0.1:`port` in front of `upstreams`; yields its base URL and stops it afterwards."""
+def running_nginx(
+    upstreams: list[str], port: int, users: dict[str, str], folder: Path | None = None, log: IO[bytes] | None = None
+) -> Iterator[str]:
+    """Start nginx on 127.0.0.1:`port` in front of `upstreams`; yields its base URL and stops it afterwards. Its
+    access and error log go to `log` (default: this process's output)."""
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="asr-nginx-")))
         config = write_site(folder, upstreams, f"127.0.0.1:{port}", users)
         nginx = find_nginx()
         subprocess.run([nginx, "-t", "-q", "-p", str(folder), "-c", str(config)], check=True)
-        process = subprocess.Popen([nginx, "-p", str(folder), "-c", str(config), "-g", "daemon off;"])
+        process = subprocess.Popen(
+            [nginx, "-p", str(folder), "-c", str(config), "-g", "daemon off;"], stdout=log, stderr=log
+        )
         try:
             _wait_for_port("127.0.0.1", port, process, timeout=30)
             yield f"http://127.0.0.1:{port}"
