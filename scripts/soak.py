@@ -145,16 +145,17 @@ def main() -> int:
     audio = wav_bytes(clip_samples(args.clip))
     port = free_port()
     env = {**os.environ, "ASR_MODEL": args.model, "ASR_PORT": str(port), "ASR_HOST": "127.0.0.1"}
-    service = subprocess.Popen([sys.executable, "-m", "asr_service", "serve"], env=env)
-    try:
-        with (
-            tempfile.TemporaryDirectory() as folder,
-            running_nginx([f"127.0.0.1:{port}"], free_port(), USERS, Path(folder)) as url,
-        ):
-            return asyncio.run(run(args, url, audio, service.pid))
-    finally:
-        service.terminate()
-        service.wait(timeout=180)
+    log_path = Path(tempfile.mkdtemp(prefix="asr-soak-")) / "soak.log"
+    with log_path.open("wb") as log:
+        service = subprocess.Popen([sys.executable, "-m", "asr_service", "serve"], env=env, stdout=log, stderr=log)
+        try:
+            with running_nginx([f"127.0.0.1:{port}"], free_port(), USERS, log_path.parent / "nginx", log) as url:
+                status = asyncio.run(run(args, url, audio, service.pid))
+        finally:
+            service.terminate()
+            service.wait(timeout=180)
+    print(f"service and nginx log: {log_path}")
+    return status
 
 
 async def run(args: argparse.Namespace, url: str, audio: bytes, pid: int) -> int:

@@ -34,6 +34,8 @@ class Case:
     json: object = None
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    path: str = "/asr"
+    params: dict[str, str] = field(default_factory=dict)
 
 
 def mp3() -> bytes:
@@ -159,6 +161,58 @@ CASES = [
         content=b"[" * 100_000 + b"]" * 100_000,
         headers={"content-type": "application/json"},
     ),
+    # Parameters out of their range, in every place they can come from.
+    Case("unknown response_format", 422, "invalid_request", files=file(b"RIFF"), data={"response_format": "xml"}),
+    Case("unknown channel mode", 422, "invalid_request", json={"audio": "UklGRg==", "channels": "left"}),
+    Case("redact not a boolean", 422, "invalid_request", files=file(b"RIFF"), data={"redact": "maybe"}),
+    Case("bad language in the query string", 422, "invalid_request", files=file(b"RIFF"), params={"language": "xx"}),
+    Case("hotwords as an object", 422, "invalid_request", json={"audio": "UklGRg==", "hotwords": {"a": 1}}),
+    Case("unknown JSON field", 422, "invalid_request", json={"audio": "UklGRg==", "model": "other"}),
+    Case("empty data URL", 422, "empty_audio", json={"audio": "data:audio/wav;base64,"}),
+    Case("ZIP archive", 415, "unsupported_audio", files=file(b"PK\x03\x04" + rng.bytes(2000), "calls.zip")),
+    Case("WAV at 400 kHz", 415, "unsupported_audio", files=file(wav_header(400_000))),
+    # The OpenAI-compatible route takes the same hostile input.
+    Case(
+        "OpenAI: no file",
+        422,
+        "invalid_request",
+        path="/v1/audio/transcriptions",
+        data={"model": "whisper-1"},
+        files={"x": ("x", b"x")},
+    ),
+    Case(
+        "OpenAI: random bytes", 415, "unsupported_audio", path="/v1/audio/transcriptions", files=file(rng.bytes(3000))
+    ),
+    Case(
+        "OpenAI: unknown language",
+        422,
+        "invalid_request",
+        path="/v1/audio/transcriptions",
+        files=file(b"RIFF"),
+        data={"language": "fr"},
+    ),
+    Case(
+        "OpenAI: unknown format",
+        422,
+        "invalid_request",
+        path="/v1/audio/transcriptions",
+        files=file(b"RIFF"),
+        data={"response_format": "xml"},
+    ),
+    Case("OpenAI: JSON body", 415, "invalid_request", path="/v1/audio/transcriptions", json={"audio": "UklGRg=="}),
+    Case("OpenAI: SDP file", 415, "unsupported_audio", path="/v1/audio/transcriptions", files=file(SDP, "call.sdp")),
+    # /redact takes text from other systems.
+    Case("redact: no text", 422, "invalid_request", path="/redact", json={"txt": "a"}),
+    Case("redact: text not a string", 422, "invalid_request", path="/redact", json={"text": ["13812345678"]}),
+    Case("redact: over 200,000 characters", 422, "invalid_request", path="/redact", json={"text": "1" * 200_001}),
+    Case(
+        "redact: malformed JSON",
+        400,
+        "invalid_request",
+        path="/redact",
+        content=b'{"text": ',
+        headers={"content-type": "application/json"},
+    ),
     Case(
         "malformed multipart",
         422,
@@ -173,7 +227,13 @@ CASES = [
 async def test_bad_input_gets_its_status_and_code(limited: httpx.AsyncClient, case: Case) -> None:
     started = time.perf_counter()
     response = await limited.post(
-        "/asr", files=case.files, data=case.data or None, json=case.json, content=case.content, headers=case.headers
+        case.path,
+        files=case.files,
+        data=case.data or None,
+        json=case.json,
+        content=case.content,
+        headers=case.headers,
+        params=case.params,
     )
     assert time.perf_counter() - started < TIME_BOUND_SECONDS, "refusing or transcribing this must be quick"
     assert response.status_code == case.status, response.text

@@ -130,6 +130,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):  # not JSON at all: as /asr answers it
+            return _error_response(request, "invalid_request", "the body is not valid JSON", 400)
         return _error_response(request, "invalid_request", describe_validation_errors(exc.errors()), 422)
 
     @app.exception_handler(StarletteHTTPException)
