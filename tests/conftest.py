@@ -1,7 +1,9 @@
 """Shared fixtures: the tiny GLM-ASR checkpoint, real uvicorn servers around the real app, HTTP clients."""
 
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,6 +14,10 @@ from asr_service.config import Settings
 from asr_service.server import serve_in_thread
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Every service the tests start (in threads or as subprocesses) keeps its jobs and stored audio here, never in the
+# developer's own ~/.local/share/asr_service.
+os.environ.setdefault("ASR_DATA_DIR", tempfile.mkdtemp(prefix="asr-test-data-"))
 
 
 @pytest.fixture(scope="session")

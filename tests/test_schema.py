@@ -13,6 +13,11 @@ from hypothesis import strategies as st
 
 OPERATIONS = [
     ("POST", "/asr"),
+    ("POST", "/jobs"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/{job_id}"),
+    ("GET", "/jobs/{job_id}/result"),
+    ("DELETE", "/jobs/{job_id}"),
     ("POST", "/v1/audio/transcriptions"),
     ("POST", "/redact"),
     ("GET", "/healthz"),
@@ -20,7 +25,7 @@ OPERATIONS = [
     ("GET", "/metrics"),
 ]
 EXAMPLES_PER_MODE = 25
-AUDIO_ROUTES = {"/asr", "/v1/audio/transcriptions"}
+AUDIO_ROUTES = {"/asr", "/jobs", "/v1/audio/transcriptions"}
 """No schema can say "bytes FFmpeg decodes as speech": a schema-valid file of random bytes is rightly 415, so
 schemathesis' positive-data-acceptance check is left out on these two; every other check still runs."""
 

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from asr_service.api import asr, health, metrics, openai, redact
+from asr_service.api import asr, health, jobs, metrics, openai, redact
 from asr_service.api.metrics import AccessMiddleware
 from asr_service.audio.vad import SileroModel
 from asr_service.audit import AuditLog
@@ -22,8 +22,14 @@ from asr_service.deps import AppState
 from asr_service.engines.base import AsrEngine, EngineProfile
 from asr_service.engines.loader import load_engine
 from asr_service.errors import install_error_handlers
+from asr_service.jobs.audio_files import AudioFiles
+from asr_service.jobs.runner import JobRunner
+from asr_service.jobs.service import Jobs
+from asr_service.jobs.store import JobRecord, JobStore
 from asr_service.metrics import ServiceMetrics
+from asr_service.output_folder import OutputFolder
 from asr_service.retention import sweep_forever
+from asr_service.schemas import TranscriptionResponse
 from asr_service.transcription import Transcriber, vad_params
 
 logger = logging.getLogger(__name__)
@@ -59,6 +65,31 @@ def install_offline_docs(app: FastAPI) -> None:
         )
 
 
+def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: OutputFolder | None) -> Jobs:
+    """The job store (SQLite under the data folder unless a database URL is set), stored audio, and the runner."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(settings.jobs_url)
+    if store.dialect == "sqlite" and (resumed := store.requeue_running()):
+        logger.info("resuming %d job(s) that were running when the service last stopped", resumed)
+    files = AudioFiles(settings.data_dir)
+
+    async def save_output(job: JobRecord, result: TranscriptionResponse) -> None:
+        if output_folder is not None:
+            await asyncio.to_thread(output_folder.save, result, job.filename)
+
+    runner = JobRunner(
+        store,
+        files,
+        transcriber,
+        slots=settings.job_slots,
+        lease_seconds=settings.job_lease_seconds,
+        poll_seconds=settings.job_poll_seconds,
+        keep_audio=settings.keep_audio,
+        on_result=save_output,
+    )
+    return Jobs(store, files, runner)
+
+
 def create_app(settings: Settings | None = None, engine: AsrEngine | None = None) -> FastAPI:
     """Build the service. `engine` replaces the configured model (tests inject failing engines this way)."""
     settings = settings or Settings()
@@ -78,6 +109,10 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
             if settings.audit_log
             else None
         )
+        output_folder = OutputFolder(settings.output_dir, settings.saved_formats) if settings.output_dir else None
+        transcriber = Transcriber(settings, params, vad, preprocessing, batcher, service_metrics)
+        job_service = await asyncio.to_thread(open_jobs, settings, transcriber, output_folder)
+        job_service.runner.start()
         retention = (
             asyncio.create_task(sweep_forever(settings.data_dir, settings.retention_days), name="asr-retention")
             if settings.retention_days
@@ -96,13 +131,17 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
                 settings=settings,
                 metrics=service_metrics,
                 batcher=batcher,
-                transcriber=Transcriber(settings, params, vad, preprocessing, batcher, service_metrics),
+                transcriber=transcriber,
                 audit_log=audit_log,
+                jobs=job_service,
+                output_folder=output_folder,
             )
         finally:
             if retention is not None:
                 retention.cancel()
+            await job_service.runner.stop()
             await batcher.stop()
+            job_service.store.close()
             if audit_log is not None:
                 audit_log.close()
             preprocessing.shutdown(wait=False, cancel_futures=True)
@@ -118,6 +157,6 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
     install_offline_docs(app)
     install_error_handlers(app)
     app.add_middleware(AccessMiddleware)
-    for module in (asr, openai, redact, health, metrics):
+    for module in (asr, jobs, openai, redact, health, metrics):
         app.include_router(module.router)
     return app

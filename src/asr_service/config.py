@@ -202,6 +202,31 @@ class Settings(BaseSettings):
     """Stored audio, results and corrections older than this are deleted (checked at start and every hour).
     Unset: kept until deleted by hand."""
 
+    jobs_database_url: str | None = None
+    """Where jobs are kept: unset, SQLite in `ASR_DATA_DIR/jobs.sqlite3` (one replica); `postgresql://...` for
+    several replicas sharing one queue of jobs (and `ASR_DATA_DIR` on a shared volume)."""
+
+    job_slots: int = Field(default=4, ge=1, le=64)
+    """Jobs one replica transcribes at once (their segments share the batches)."""
+
+    job_lease_seconds: float = Field(default=30, ge=3)
+    """A running job's claim, renewed every third of it; a replica that dies loses its jobs to others after this."""
+
+    job_poll_seconds: float = Field(default=2, gt=0)
+    """How often an idle replica looks for jobs submitted to another replica."""
+
+    keep_audio: bool = False
+    """Keep a job's uploaded audio after it ends (the web console replays calls); retention still applies."""
+
+    output_dir: Path | None = None
+    """Every finished transcription (jobs and /asr) is saved here as `YYYY-MM-DD/<file-stem>_<id>.<ext>`."""
+
+    output_formats: str = "json"
+    """Formats saved in `ASR_OUTPUT_DIR`: any of `json,text,srt,vtt` (`txt` for text is accepted too)."""
+
+    callback_allowed_hosts: str = ""
+    """Hosts a job's `callback_url` may name, comma-separated; empty: callbacks off."""
+
     log_level: str = "INFO"
     """Python logging level."""
 
@@ -212,6 +237,22 @@ class Settings(BaseSettings):
     @property
     def preprocess_threads(self) -> int:
         return self.preprocess_workers or len(os.sched_getaffinity(0))
+
+    @property
+    def jobs_url(self) -> str:
+        return self.jobs_database_url or f"sqlite:///{self.data_dir / 'jobs.sqlite3'}"
+
+    @property
+    def callback_hosts(self) -> frozenset[str]:
+        return frozenset(host.strip().lower() for host in self.callback_allowed_hosts.split(",") if host.strip())
+
+    @property
+    def saved_formats(self) -> list[Literal["json", "text", "srt", "vtt"]]:
+        names = [name.strip().lower().replace("txt", "text") for name in self.output_formats.split(",") if name.strip()]
+        unknown = sorted(set(names) - {"json", "text", "srt", "vtt"})
+        if unknown:
+            raise ValueError(f"ASR_OUTPUT_FORMATS: unknown format(s) {unknown}")
+        return list(dict.fromkeys(names))  # type: ignore[arg-type]
 
     @property
     def roles(self) -> list[str]:

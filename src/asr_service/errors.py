@@ -42,6 +42,11 @@ class UnsupportedMediaTypeError(InvalidRequestError):
     status = 415
 
 
+class NotFoundError(AsrError):
+    status = 404
+    code = "not_found"
+
+
 class BodyTimeoutError(AsrError):
     """The client stopped sending its upload."""
 

@@ -30,11 +30,27 @@ def to_vtt(segments: list[Segment]) -> str:
     return "\n".join(cues)
 
 
-def render_transcript(result: TranscriptionResponse, response_format: ResponseFormat) -> Response:
+MEDIA_TYPES: dict[ResponseFormat, str] = {
+    "json": "application/json",
+    "text": "text/plain; charset=utf-8",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+}
+FILE_EXTENSIONS: dict[ResponseFormat, str] = {"json": "json", "text": "txt", "srt": "srt", "vtt": "vtt"}
+
+
+def transcript_as(result: TranscriptionResponse, response_format: ResponseFormat) -> str:
+    """The transcript as a document in one of the formats (answers and saved files alike)."""
     if response_format == "text":
-        return PlainTextResponse(result.text + "\n")
+        return result.text + "\n"
     if response_format == "srt":
-        return PlainTextResponse(to_srt(result.segments), media_type="application/x-subrip")
+        return to_srt(result.segments)
     if response_format == "vtt":
-        return PlainTextResponse(to_vtt(result.segments), media_type="text/vtt")
-    return JSONResponse(result.model_dump(mode="json"))
+        return to_vtt(result.segments)
+    return result.model_dump_json()
+
+
+def render_transcript(result: TranscriptionResponse, response_format: ResponseFormat) -> Response:
+    if response_format == "json":
+        return JSONResponse(result.model_dump(mode="json"))
+    return PlainTextResponse(transcript_as(result, response_format), media_type=MEDIA_TYPES[response_format])

@@ -7,6 +7,7 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.queue_depth = Gauge("asr_queue_depth", "Segments waiting for the model", registry=self.registry)
+        self.jobs = Gauge("asr_jobs", "Jobs in the store by status (all replicas)", ["status"], registry=self.registry)
         self.batch_size = Histogram(
             "asr_batch_size",
             "Segments per model call",

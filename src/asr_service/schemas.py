@@ -62,6 +62,9 @@ class TranscriptionJsonRequest(TranscriptionOptions):
     )
 
     audio: str = Field(description="The audio file, base64-encoded, or as a `data:audio/...;base64,` URL.")
+    filename: str | None = Field(
+        default=None, max_length=255, description="The recording's file name, used to name saved results."
+    )
 
 
 class Segment(BaseModel):

@@ -17,6 +17,7 @@ from asr_service.audio.channels import decide_channels
 from asr_service.audio.decode import SAMPLE_RATE, DecodedAudio, DecodeLimits, decode_audio
 from asr_service.audio.vad import SileroModel, SpeechSpan, SpeechStream, VadParams, scan
 from asr_service.batching import Batcher, SegmentOutcome
+from asr_service.batching.fair_queue import Priority
 from asr_service.config import Settings
 from asr_service.engines.base import Chunk, EngineProfile
 from asr_service.errors import EmptyAudioError, RequestTimeoutError
@@ -114,9 +115,13 @@ class Transcriber:
         data: bytes,
         options: TranscriptionOptions,
         client_gone: asyncio.Future[None] | None = None,
+        priority: Priority = "interactive",
+        progress: Callable[[float], None] | None = None,
     ) -> TranscriptionResponse:
-        with self._batcher.admitted() as request_id:  # before any work: a busy or draining service refuses at once
-            return await self._transcribe(request_id, data, options, client_gone)
+        """`priority`: `batch` for jobs, which queue behind interactive requests. `progress` is told the fraction
+        done (audio scanned × segments transcribed) as blocks are scanned and segments come back."""
+        with self._batcher.admitted(priority) as request_id:  # before any work: a busy or draining service refuses
+            return await self._transcribe(request_id, data, options, client_gone, _Progress(progress))
 
     async def _transcribe(
         self,
@@ -124,6 +129,7 @@ class Transcriber:
         data: bytes,
         options: TranscriptionOptions,
         client_gone: asyncio.Future[None] | None,
+        tracker: "_Progress",
     ) -> TranscriptionResponse:
         started = time.perf_counter()
         deadline = started + self._settings.request_timeout_seconds
@@ -151,7 +157,12 @@ class Transcriber:
                         pieces.append(_Piece(channel.channel, span))
                         chunks.append(Chunk(channel.stream.samples[span.start : span.end], language, hotwords))
                 if chunks:
-                    futures += self._batcher.submit(request_id, chunks)
+                    submitted = self._batcher.submit(request_id, chunks)
+                    tracker.submitted(submitted, chunks)
+                    futures += submitted
+                tracker.scanned(
+                    sum(c.stream.position for c in channels) / max(1, sum(c.stream.windows for c in channels))
+                )
             vad_ms = _ms_since(vad_started)
             outcomes = await self._await_all(futures, client_gone, deadline) if futures else []
         except BaseException:
@@ -255,6 +266,35 @@ class Transcriber:
         if channel is None:
             return None
         return self._roles[channel] if channel < len(self._roles) else f"channel{channel}"
+
+
+class _Progress:
+    """Fraction of a request done: audio scanned for speech × speech transcribed."""
+
+    def __init__(self, report: Callable[[float], None] | None) -> None:
+        self._report = report
+        self._scanned = 0.0
+        self._submitted = 0.0
+        self._done = 0.0
+
+    def scanned(self, fraction: float) -> None:
+        self._scanned = min(1.0, fraction)
+        self._tell()
+
+    def submitted(self, futures: list[asyncio.Future[SegmentOutcome]], chunks: list[Chunk]) -> None:
+        if self._report is None:
+            return
+        for future, chunk in zip(futures, chunks, strict=True):
+            self._submitted += chunk.duration
+            future.add_done_callback(functools.partial(self._segment_done, chunk.duration))
+
+    def _segment_done(self, seconds: float, _: asyncio.Future[SegmentOutcome]) -> None:
+        self._done += seconds
+        self._tell()
+
+    def _tell(self) -> None:
+        if self._report is not None:
+            self._report(self._scanned * (self._done / self._submitted if self._submitted else 1.0))
 
 
 def _retrieve_exception(future: asyncio.Future[object]) -> None:

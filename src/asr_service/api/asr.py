@@ -49,7 +49,7 @@ REQUEST_BODY = {
 )
 async def transcribe(request: Request, transcriber: TranscriberDep, settings: SettingsDep) -> Response:
     upload = await read_audio_upload(request, settings, TranscriptionOptions, json_model=TranscriptionJsonRequest)
-    result = await transcribe_upload(request, transcriber, upload.data, upload.options)
+    result = await transcribe_upload(request, transcriber, upload.data, upload.options, upload.filename)
     if result is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     return render_transcript(result, upload.options.response_format)

@@ -7,24 +7,27 @@ import uuid
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asr_service.audit import AuditLog, AuditRecord, utc_now
 from asr_service.config import Settings
-from asr_service.deps import BatcherDep, MetricsDep
+from asr_service.deps import BatcherDep, JobsDep, MetricsDep
 
 router = APIRouter(tags=["health"])
 access_log = logging.getLogger("asr_service.access")
 
-COUNTED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/redact", "/healthz", "/readyz", "/metrics"})
-AUDITED_ROUTES = frozenset({"/asr", "/v1/audio/transcriptions", "/redact"})
+COUNTED_ROUTES = frozenset({"/asr", "/jobs", "/v1/audio/transcriptions", "/redact", "/healthz", "/readyz", "/metrics"})
+AUDITED_ROUTES = frozenset({"/asr", "/jobs", "/v1/audio/transcriptions", "/redact"})
 REQUEST_ID_HEADER = b"x-request-id"
 """nginx's $request_id when it proxies (so its log and ours correlate), else one made here; sent back to the client."""
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(registry: MetricsDep, batcher: BatcherDep) -> Response:
-    registry.queue_depth.set(batcher.depth)  # the one place the gauge is set: read when scraped
+async def metrics(registry: MetricsDep, batcher: BatcherDep, jobs: JobsDep) -> Response:
+    registry.queue_depth.set(batcher.depth)  # the one place the gauges are set: read when scraped
+    for status, count in (await run_in_threadpool(jobs.store.counts)).items():
+        registry.jobs.labels(status).set(count)
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
 
 

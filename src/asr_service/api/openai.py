@@ -95,7 +95,7 @@ async def create_transcription(request: Request, transcriber: TranscriberDep, se
         hotwords=split_hotwords(form.prompt) if form.prompt else [],
         response_format="json" if form.response_format == "verbose_json" else form.response_format,
     )
-    result = await transcribe_upload(request, transcriber, upload.data, options)
+    result = await transcribe_upload(request, transcriber, upload.data, options, upload.filename)
     if result is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     if form.response_format == "verbose_json":

@@ -29,6 +29,7 @@ from asr_service.errors import (
     UnsupportedMediaTypeError,
     describe_validation_errors,
 )
+from asr_service.output_folder import OutputFolder
 from asr_service.schemas import ErrorResponse, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 from asr_service.transcription import ClientDisconnected, Transcriber
 
@@ -54,12 +55,15 @@ AUDIO_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
+AudioJson = TypeVar("AudioJson", bound=TranscriptionJsonRequest)
 
 
 @dataclass(frozen=True)
 class AudioUpload(Generic[OptionsT]):
     data: bytes
     options: OptionsT
+    filename: str | None = None
+    """The caller's name for the recording (multipart file name, or JSON `filename`): names saved results."""
 
 
 class _InMemoryMultiPartParser(MultiPartParser):
@@ -70,7 +74,7 @@ async def read_audio_upload(
     request: Request,
     settings: Settings,
     options_model: type[OptionsT],
-    json_model: type[TranscriptionJsonRequest] | None = None,
+    json_model: type[AudioJson] | None = None,
 ) -> AudioUpload[OptionsT]:
     """The audio bytes and validated options from multipart (or, if `json_model` is given, JSON).
 
@@ -79,13 +83,15 @@ async def read_audio_upload(
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     query = {k: v for k, v in request.query_params.items() if k in options_model.model_fields}
     if media_type == "multipart/form-data":
-        data, fields = await _read_multipart(request, settings.max_upload_bytes, settings.body_timeout_seconds)
-        return AudioUpload(data, _validate(options_model, {**query, **fields}))
+        data, fields, filename = await _read_multipart(
+            request, settings.max_upload_bytes, settings.body_timeout_seconds
+        )
+        return AudioUpload(data, _validate(options_model, {**query, **fields}), filename)
     if media_type == "application/json" and json_model is not None:
         data, payload = await _read_json(
             request, settings.max_upload_bytes, settings.body_timeout_seconds, json_model, query
         )
-        return AudioUpload(data, _validate(options_model, payload))
+        return AudioUpload(data, _validate(options_model, payload), payload.get("filename"))  # type: ignore[arg-type]
     expected = "multipart/form-data with a `file` field"
     if json_model is not None:
         expected += ", or application/json with a base64 `audio` field"
@@ -99,9 +105,10 @@ async def wait_for_disconnect(request: Request) -> None:
 
 
 async def transcribe_upload(
-    request: Request, transcriber: Transcriber, data: bytes, options: TranscriptionOptions
+    request: Request, transcriber: Transcriber, data: bytes, options: TranscriptionOptions, filename: str | None
 ) -> TranscriptionResponse | None:
-    """Transcribe while watching the connection; None if the client hung up (its segments were withdrawn)."""
+    """Transcribe while watching the connection; None if the client hung up (its segments were withdrawn). Saved to
+    the output folder when one is set."""
     audited = getattr(request.state, "audit_log", None) is not None
     if audited:
         digest = await run_in_threadpool(lambda: hashlib.sha256(data).hexdigest())  # 256 MB take half a second
@@ -118,6 +125,9 @@ async def transcribe_upload(
         client_gone.cancel()
     if audited:
         request.state.audit_details |= transcript_facts(result)
+    output_folder: OutputFolder | None = getattr(request.state, "output_folder", None)
+    if output_folder is not None:
+        await run_in_threadpool(output_folder.save, result, filename)
     return result
 
 
@@ -164,7 +174,9 @@ def _validate(model: type[OptionsT], fields: dict[str, object]) -> OptionsT:
         raise InvalidParameterError(describe_validation_errors(e.errors(include_url=False))) from e
 
 
-async def _read_multipart(request: Request, max_bytes: int, idle_timeout: float) -> tuple[bytes, dict[str, object]]:
+async def _read_multipart(
+    request: Request, max_bytes: int, idle_timeout: float
+) -> tuple[bytes, dict[str, object], str | None]:
     body = _limited_body(request, max_bytes + FORM_OVERHEAD_BYTES, max_bytes, idle_timeout)
     try:
         parser = _InMemoryMultiPartParser(
@@ -191,7 +203,7 @@ async def _read_multipart(request: Request, max_bytes: int, idle_timeout: float)
             values = [value for value in form.getlist(key) if isinstance(value, str)]
             if values and key != "file":  # a repeated field (hotwords=a&hotwords=b) stays a list
                 fields[key] = values[0] if len(values) == 1 else values
-        return data, fields
+        return data, fields, file.filename
     finally:
         await form.close()
 
@@ -200,7 +212,7 @@ async def _read_json(
     request: Request,
     max_bytes: int,
     idle_timeout: float,
-    json_model: type[TranscriptionJsonRequest],
+    json_model: type[AudioJson],
     query: dict[str, str],
 ) -> tuple[bytes, dict[str, object]]:
     limit = max_bytes * 4 // 3 + FORM_OVERHEAD_BYTES

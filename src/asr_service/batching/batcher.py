@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from asr_service.batching.fair_queue import FairQueue
+from asr_service.batching.fair_queue import Priority, PriorityFairQueue
 from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, is_out_of_memory
 from asr_service.errors import InferenceError, NotReadyError, OverloadedError, RequestTimeoutError
 from asr_service.metrics import ServiceMetrics
@@ -58,6 +58,7 @@ class _Item:
 class _RequestLoad:
     """An admitted request's audio waiting for the model, for the wait estimate."""
 
+    priority: Priority
     queued_seconds: float = 0.0
     submitted_seconds: float = 0.0
     submitted: bool = False
@@ -79,7 +80,7 @@ class Batcher:
         self.engine = engine
         self._policy = policy
         self._metrics = metrics
-        self._queue: FairQueue[_Item] = FairQueue()
+        self._queue: PriorityFairQueue[_Item] = PriorityFairQueue()
         self._task: asyncio.Task[None] | None = None
         self._batch_counter = 0
         self._ceiling = policy.max_batch_size
@@ -141,30 +142,26 @@ class Batcher:
         typical, throughput = self._request_audio.value, self._throughput.value
         if typical is None or not throughput:
             return 0.0
-        ahead = sum(min(load.queued_seconds if load.submitted else typical, typical) for load in self._active.values())
+        ahead = sum(
+            min(load.queued_seconds if load.submitted else typical, typical)
+            for load in self._active.values()
+            if load.priority == "interactive"  # batch jobs get one turn in four while interactive requests wait
+        )
         return ahead / throughput
 
     @contextlib.contextmanager
-    def admitted(self) -> Iterator[str]:
+    def admitted(self, priority: Priority = "interactive") -> Iterator[str]:
         """Hold a place for one request and yield its id: refused while not ready, while the queue is full, or while
         the estimated wait is over the bound. An admitted request then submits all of its segments, block by block
         as they are found, so a long call is never refused by its own length; a drain waits for every admitted
-        request to leave."""
+        request to leave. Batch jobs are only refused while not ready: their runner bounds how many run at once."""
         retry_after = {"Retry-After": str(self._policy.retry_after_seconds)}
         if reason := self.not_ready_reason:
             raise NotReadyError(reason, headers=retry_after)
-        if len(self._queue) >= self._policy.queue_size:
-            raise OverloadedError(
-                f"{len(self._queue)} segments are waiting for the model; try again shortly", headers=retry_after
-            )
-        if (wait := self.estimated_wait()) > self._policy.max_queue_wait_seconds:
-            raise OverloadedError(
-                f"the model is busy: a new request would wait about {wait:.0f} s (limit "
-                f"{self._policy.max_queue_wait_seconds:.0f} s); try again shortly",
-                headers=retry_after,
-            )
+        if priority == "interactive":
+            self._check_capacity(retry_after)
         request_id = uuid.uuid4().hex
-        load = self._active[request_id] = _RequestLoad()
+        load = self._active[request_id] = _RequestLoad(priority)
         self._idle.clear()
         try:
             yield request_id
@@ -174,6 +171,19 @@ class Batcher:
                 self._request_audio.add(load.submitted_seconds)
             if not self._active:
                 self._idle.set()
+
+    def _check_capacity(self, retry_after: dict[str, str]) -> None:
+        waiting = self._queue.depth("interactive")
+        if waiting >= self._policy.queue_size:
+            raise OverloadedError(
+                f"{waiting} segments are waiting for the model; try again shortly", headers=retry_after
+            )
+        if (wait := self.estimated_wait()) > self._policy.max_queue_wait_seconds:
+            raise OverloadedError(
+                f"the model is busy: a new request would wait about {wait:.0f} s (limit "
+                f"{self._policy.max_queue_wait_seconds:.0f} s); try again shortly",
+                headers=retry_after,
+            )
 
     def begin_drain(self) -> None:
         """Refuse new requests from now on (and report not ready); admitted ones go on."""
@@ -195,8 +205,9 @@ class Batcher:
             raise NotReadyError("the transcription worker is not running")  # it stopped after admission
         loop = asyncio.get_running_loop()
         items = [_Item(request_id, chunk, loop.create_future()) for chunk in chunks]
-        self._queue.put_all(request_id, items)
-        if (load := self._active.get(request_id)) is not None:
+        load = self._active.get(request_id)
+        self._queue.put_all(request_id, items, load.priority if load is not None else "interactive")
+        if load is not None:
             seconds = sum(chunk.duration for chunk in chunks)
             load.submitted = True
             load.queued_seconds += seconds

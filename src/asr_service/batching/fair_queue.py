@@ -6,7 +6,7 @@ segment from each waiting request in turn bounds the short call's wait to a few 
 
 import asyncio
 from collections import OrderedDict, deque
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -55,3 +55,53 @@ class FairQueue(Generic[T]):
         self._size = 0
         self._not_empty.clear()
         return items
+
+
+Priority = Literal["interactive", "batch"]
+
+
+class PriorityFairQueue(Generic[T]):
+    """Two fair queues: interactive requests (a caller waiting on the line) ahead of batch jobs (the overnight run).
+    While both wait, at most `interactive_run` interactive items go before one batch item, so a flood of /asr
+    requests slows the night's jobs but never stops them."""
+
+    def __init__(self, interactive_run: int = 3) -> None:
+        self._queues: dict[Priority, FairQueue[T]] = {"interactive": FairQueue(), "batch": FairQueue()}
+        self._interactive_run = interactive_run
+        self._streak = 0
+        self._not_empty = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queues["interactive"]) + len(self._queues["batch"])
+
+    def depth(self, priority: Priority) -> int:
+        return len(self._queues[priority])
+
+    def put_all(self, request_id: str, items: list[T], priority: Priority = "interactive") -> None:
+        self._queues[priority].put_all(request_id, items)
+        if items:
+            self._not_empty.set()
+
+    def get_nowait(self) -> T | None:
+        interactive, batch = self._queues["interactive"], self._queues["batch"]
+        if len(interactive) and (not len(batch) or self._streak < self._interactive_run):
+            self._streak += 1
+            item = interactive.get_nowait()
+        else:
+            self._streak = 0
+            item = batch.get_nowait()
+        if not len(self):
+            self._not_empty.clear()
+        return item
+
+    async def get(self) -> T:
+        while (item := self.get_nowait()) is None:
+            await self._not_empty.wait()
+        return item
+
+    async def wait_not_empty(self) -> None:
+        await self._not_empty.wait()
+
+    def drain(self) -> list[T]:
+        self._not_empty.clear()
+        return self._queues["interactive"].drain() + self._queues["batch"].drain()
