@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl
+SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl initdb=postgresql runuser=util-linux
 
 .PHONY: install system-packages run proxy test lint bench bench-long eval tiny-model clean
 

@@ -6,7 +6,9 @@ missing=()
 for pair in "$@"; do
     command="${pair%%=*}"
     package="${pair#*=}"
-    command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] || missing+=("$package")
+    # Also where Debian keeps server binaries off PATH (PostgreSQL's initdb lives in /usr/lib/postgresql/N/bin).
+    command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] \
+        || compgen -G "/usr/lib/postgresql/*/bin/$command" >/dev/null || missing+=("$package")
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then

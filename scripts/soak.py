@@ -168,6 +168,8 @@ async def run(args: argparse.Namespace, url: str, audio: bytes, pid: int) -> int
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.25)
+        else:
+            raise SystemExit("the service did not become ready in 5 minutes; see the log")
         capacity = await measure_capacity(client, audio, args.calibrate_seconds, args.callers)
         rate = args.factor * capacity
         print(f"capacity {capacity:.2f} requests/s; soaking at {rate:.2f}/s for {args.seconds:.0f} s", flush=True)

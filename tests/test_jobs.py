@@ -3,11 +3,16 @@ priority against /asr, the output folder, and survival of a SIGKILL."""
 
 import asyncio
 import datetime
+import hashlib
+import hmac
+import http.server
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -262,3 +267,54 @@ def test_jobs_survive_sigkill_and_finish_exactly_once(tiny_glmasr_dir: Path, mod
     finally:
         service.kill()
         service.wait(timeout=30)
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """A ticket system's callback endpoint: fails the first delivery, accepts the next."""
+
+    deliveries: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.deliveries.append((dict(self.headers), body))
+        self.send_response(503 if len(self.deliveries) == 1 else 204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_a_finished_job_is_posted_to_its_callback_signed_and_retried(
+    tiny_glmasr_dir: Path, model_cache: Path, tmp_path: Path
+) -> None:
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    secret = "shared-secret-of-the-ticket-system"
+    settings = tiny_settings(
+        tiny_glmasr_dir,
+        model_cache,
+        data_dir=tmp_path,
+        callback_allowed_hosts="127.0.0.1",
+        callback_secret=secret,
+        callback_first_delay_seconds=0.2,
+    )
+    try:
+        with serve_in_thread(settings) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                callback = f"http://127.0.0.1:{receiver.server_port}/hooks/asr"
+                created = await submit(client, callback_url=callback)
+                await wait_for(client, created["id"], {"succeeded"})
+                for _ in range(50):
+                    job = (await client.get(f"/jobs/{created['id']}")).json()
+                    if len(job["callbacks"]) == 2:
+                        break
+                    await asyncio.sleep(0.1)
+        assert [attempt["status"] for attempt in job["callbacks"]] == [503, 204], job["callbacks"]
+        headers, body = Receiver.deliveries[-1]
+        assert json.loads(body)["id"] == created["id"] and json.loads(body)["result"]["text"] == job["result"]["text"]
+        timestamp = headers["X-ASR-Timestamp"]
+        expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert headers["X-ASR-Signature"] == f"sha256={expected}"
+        assert abs(time.time() - int(timestamp)) < 60
+    finally:
+        receiver.shutdown()

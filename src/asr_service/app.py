@@ -23,7 +23,9 @@ from asr_service.engines.base import AsrEngine, EngineProfile
 from asr_service.engines.loader import load_engine
 from asr_service.errors import install_error_handlers
 from asr_service.jobs.audio_files import AudioFiles
+from asr_service.jobs.callbacks import CallbackSender
 from asr_service.jobs.runner import JobRunner
+from asr_service.jobs.schemas import job_view
 from asr_service.jobs.service import Jobs
 from asr_service.jobs.store import JobRecord, JobStore
 from asr_service.metrics import ServiceMetrics
@@ -73,9 +75,20 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
         logger.info("resuming %d job(s) that were running when the service last stopped", resumed)
     files = AudioFiles(settings.data_dir)
 
-    async def save_output(job: JobRecord, result: TranscriptionResponse) -> None:
-        if output_folder is not None:
+    callbacks = (
+        CallbackSender(
+            store, settings.callback_signing_secret(), settings.callback_attempts, settings.callback_first_delay_seconds
+        )
+        if settings.callback_hosts
+        else None
+    )
+
+    async def job_ended(job: JobRecord) -> None:
+        if output_folder is not None and job.result is not None:
+            result = TranscriptionResponse.model_validate(job.result)
             await asyncio.to_thread(output_folder.save, result, job.filename)
+        if callbacks is not None and job.callback_url:
+            callbacks.send(job.id, job.callback_url, job_view(job, with_result=True).model_dump_json().encode())
 
     runner = JobRunner(
         store,
@@ -85,9 +98,9 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
         lease_seconds=settings.job_lease_seconds,
         poll_seconds=settings.job_poll_seconds,
         keep_audio=settings.keep_audio,
-        on_result=save_output,
+        on_end=job_ended,
     )
-    return Jobs(store, files, runner)
+    return Jobs(store, files, runner, callbacks)
 
 
 def create_app(settings: Settings | None = None, engine: AsrEngine | None = None) -> FastAPI:
@@ -140,6 +153,8 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
             if retention is not None:
                 retention.cancel()
             await job_service.runner.stop()
+            if job_service.callbacks is not None:
+                await job_service.callbacks.close()
             await batcher.stop()
             job_service.store.close()
             if audit_log is not None:

@@ -227,6 +227,15 @@ class Settings(BaseSettings):
     callback_allowed_hosts: str = ""
     """Hosts a job's `callback_url` may name, comma-separated; empty: callbacks off."""
 
+    callback_secret: str | None = Field(default=None, repr=False)
+    """Key of the HMAC-SHA256 signature on callbacks (`X-ASR-Signature`); required when callbacks are on."""
+
+    callback_attempts: int = Field(default=6, ge=1, le=20)
+    """Deliveries tried per callback before giving up (each recorded on the job)."""
+
+    callback_first_delay_seconds: float = Field(default=2, gt=0)
+    """Wait before the first retry; doubled after each failure (2, 4, 8, 16, 32 s)."""
+
     log_level: str = "INFO"
     """Python logging level."""
 
@@ -241,6 +250,11 @@ class Settings(BaseSettings):
     @property
     def jobs_url(self) -> str:
         return self.jobs_database_url or f"sqlite:///{self.data_dir / 'jobs.sqlite3'}"
+
+    def callback_signing_secret(self) -> str:
+        if not self.callback_secret:
+            raise ValueError("ASR_CALLBACK_SECRET must be set when ASR_CALLBACK_ALLOWED_HOSTS turns callbacks on")
+        return self.callback_secret
 
     @property
     def callback_hosts(self) -> frozenset[str]:

@@ -17,9 +17,9 @@ from asr_service.deps import JobsDep, SettingsDep
 from asr_service.errors import AsrError, InvalidParameterError, NotFoundError
 from asr_service.formats import render_transcript
 from asr_service.jobs.callbacks import check_callback_url
-from asr_service.jobs.schemas import JobCreated, JobJsonRequest, JobList, JobOptions, JobView, ResultFormat
+from asr_service.jobs.schemas import JobCreated, JobJsonRequest, JobList, JobOptions, JobView, ResultFormat, job_view
 from asr_service.jobs.store import JobRecord, JobStatus, NewJob, new_job_id
-from asr_service.schemas import EXAMPLE_AUDIO, ErrorDetail, ErrorResponse, TranscriptionResponse
+from asr_service.schemas import EXAMPLE_AUDIO, ErrorResponse, TranscriptionResponse
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -97,7 +97,7 @@ async def list_jobs(
     jobs: JobsDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+    cursor: Annotated[str | None, Query(max_length=18, pattern=r"^[0-9]+$")] = None,
 ) -> JobList:
     records = await run_in_threadpool(jobs.store.page, status, limit + 1, int(cursor) if cursor else None)
     page = records[:limit]
@@ -150,20 +150,3 @@ async def _find(jobs: JobsDep, job_id: str) -> JobRecord:
     if record is None:
         raise NotFoundError(f"no job {job_id[:40]!r}")
     return record
-
-
-def job_view(record: JobRecord, with_result: bool) -> JobView:
-    return JobView(
-        id=record.id,
-        status=record.status,
-        priority=record.priority,
-        progress=round(record.progress, 3),
-        filename=record.filename,
-        created_at=record.created_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-        attempts=record.attempts,
-        error=ErrorDetail.model_validate_json(record.error) if record.error else None,
-        result=TranscriptionResponse.model_validate(record.result) if with_result and record.result else None,
-        callbacks=record.callbacks,
-    )

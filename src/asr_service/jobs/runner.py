@@ -24,7 +24,8 @@ from asr_service.transcription import Transcriber
 
 logger = logging.getLogger(__name__)
 
-ResultHook = Callable[[JobRecord, TranscriptionResponse], Coroutine[Any, Any, None]]
+EndHook = Callable[[JobRecord], Coroutine[Any, Any, None]]
+"""Told of every job that ended here (succeeded or failed), with its final record: saves output, sends callbacks."""
 
 
 class JobRunner:
@@ -38,7 +39,7 @@ class JobRunner:
         lease_seconds: float,
         poll_seconds: float,
         keep_audio: bool,
-        on_result: ResultHook | None = None,
+        on_end: EndHook | None = None,
     ) -> None:
         self.owner = uuid.uuid4().hex
         self._store = store
@@ -48,7 +49,7 @@ class JobRunner:
         self._lease = lease_seconds
         self._poll = poll_seconds
         self._keep_audio = keep_audio
-        self._on_result = on_result
+        self._on_end = on_end
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -126,19 +127,23 @@ class JobRunner:
             return
         if isinstance(error, AsrError):
             await self._finish(job.id, "failed", None, _error(error.code, error.message))
-            await self._discard_audio(job.id)
             return
         if error is not None:
             raise error
         result = work.result()
         if await self._finish(job.id, "succeeded", result.model_dump(), None):
             logger.info("job %s: succeeded (%.1f s audio)", job.id, result.duration)
-            await self._discard_audio(job.id)
-            if self._on_result is not None:
-                await self._on_result(job, result)
 
     async def _finish(self, job_id: str, status: JobStatus, result: dict[str, Any] | None, error: str | None) -> bool:
-        return await asyncio.to_thread(self._store.finish, job_id, self.owner, status, result, error)
+        """Record the outcome (if this replica still owns the job), drop the upload, and tell the end hook."""
+        if not await asyncio.to_thread(self._store.finish, job_id, self.owner, status, result, error):
+            return False
+        await self._discard_audio(job_id)
+        if self._on_end is not None:
+            record = await asyncio.to_thread(self._store.get, job_id)
+            if record is not None:
+                await self._on_end(record)
+        return True
 
     async def _keep_lease(self, job_id: str, work: asyncio.Task[TranscriptionResponse], progress: list[float]) -> str:
         """Renew the lease every third of it; stop the work if the job was cancelled or another replica has it."""

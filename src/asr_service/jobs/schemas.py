@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from asr_service.jobs.store import JobPriority, JobStatus
+from asr_service.jobs.store import JobPriority, JobRecord, JobStatus
 from asr_service.schemas import ErrorDetail, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
 
 
@@ -59,3 +59,21 @@ class JobList(BaseModel):
 
 
 ResultFormat = Literal["json", "text", "srt", "vtt"]
+
+
+def job_view(record: JobRecord, with_result: bool) -> JobView:
+    """What GET /jobs/{id} answers (and a callback receives); lists leave the result out."""
+    return JobView(
+        id=record.id,
+        status=record.status,
+        priority=record.priority,
+        progress=round(record.progress, 3),
+        filename=record.filename,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        attempts=record.attempts,
+        error=ErrorDetail.model_validate_json(record.error) if record.error else None,
+        result=TranscriptionResponse.model_validate(record.result) if with_result and record.result else None,
+        callbacks=record.callbacks,
+    )

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from asr_service.jobs.audio_files import AudioFiles
+from asr_service.jobs.callbacks import CallbackSender
 from asr_service.jobs.runner import JobRunner
 from asr_service.jobs.store import JobStore
 
@@ -12,3 +13,5 @@ class Jobs:
     store: JobStore
     files: AudioFiles
     runner: JobRunner
+    callbacks: CallbackSender | None
+    """None while callbacks are off (no allowed hosts)."""

@@ -11,6 +11,7 @@ Calls are blocking (a few milliseconds); the runner and the routes call them fro
 
 import datetime
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -96,7 +97,7 @@ def new_job_id() -> str:
 
 class JobStore:
     def __init__(self, url: str) -> None:
-        self.url = url
+        url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)  # psycopg 3 is the driver we ship
         self.dialect = sa.engine.make_url(url).get_backend_name()
         connect_args = {"timeout": 30} if self.dialect == "sqlite" else {}
         self._engine: Engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
