@@ -146,6 +146,7 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "ASR_MODEL": args.model, "ASR_PORT": str(port), "ASR_HOST": "127.0.0.1"}
     log_path = Path(tempfile.mkdtemp(prefix="asr-soak-")) / "soak.log"
+    log_path.parent.chmod(0o755)  # nginx's workers (an unprivileged user) read the site files inside
     with log_path.open("wb") as log:
         service = subprocess.Popen([sys.executable, "-m", "asr_service", "serve"], env=env, stdout=log, stderr=log)
         try:

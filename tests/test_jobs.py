@@ -318,3 +318,4 @@ async def test_a_finished_job_is_posted_to_its_callback_signed_and_retried(
         assert abs(time.time() - int(timestamp)) < 60
     finally:
         receiver.shutdown()
+        receiver.server_close()
