@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import av
 import httpx
@@ -34,8 +34,8 @@ from asr_service.schemas import ResponseFormat, TranscriptionOptions, Transcript
 logger = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = frozenset(
-    ".wav .w64 .mp3 .flac .ogg .oga .opus .amr .awb .m4a .mp4 .3gp .aac .aif .aiff .caf .au .wma .asf .mka .webm .wv"
-    .split()
+    {".wav", ".w64", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".amr", ".awb", ".m4a", ".mp4", ".3gp", ".aac"}
+    | {".aif", ".aiff", ".caf", ".au", ".wma", ".asf", ".mka", ".webm", ".wv"}
 )
 STATE_FILE = ".batch-state.jsonl"
 LEDGER_FILE = "ledger.csv"
@@ -75,7 +75,9 @@ def find_recordings(root: Path, out: Path) -> list[Path]:
     return sorted(
         path
         for path in root.rglob("*")
-        if path.is_file() and not path.name.startswith(".") and skip not in path.resolve().parents
+        if path.is_file()
+        and not path.name.startswith(".")
+        and skip not in path.resolve().parents
         and looks_like_audio(path)
     )
 
@@ -266,7 +268,7 @@ async def _with_retries(call: Callable[[], Awaitable[httpx.Response]], attempts:
             await asyncio.sleep(min(30, 2**attempt))
             continue
         if response.status_code in (429, 503) and attempt < attempts - 1:
-            await asyncio.sleep(float(response.headers.get("retry-after", 2 ** attempt)))
+            await asyncio.sleep(float(response.headers.get("retry-after", 2**attempt)))
             continue
         return response
     raise AssertionError("unreachable")
@@ -293,6 +295,3 @@ def print_summary(summary: dict[str, Any], out: Path) -> None:
 
 def progress_wanted() -> bool:
     return sys.stdout.isatty()
-
-
-FormatName = Literal["json", "text", "txt", "srt", "vtt"]

@@ -5,17 +5,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from asr_service.app import create_app
+from asr_service.batch import BatchRun, Transcribe, print_summary, progress_wanted, remote_transcriber
 from asr_service.config import Settings
 from asr_service.errors import AsrError, error_body
+from asr_service.formats import parse_formats
 from asr_service.proxy import running_nginx
-from asr_service.schemas import TranscriptionOptions
+from asr_service.schemas import ResponseFormat, TranscriptionOptions, TranscriptionResponse
 from asr_service.server import run_service
+from asr_service.transcription import Transcriber
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -78,6 +83,39 @@ async def _transcribe_files(settings: Settings, files: list[Path], language: str
     return 1 if failed else 0
 
 
+async def _batch(settings: Settings, args: argparse.Namespace) -> int:
+    """`asr-service batch`: through a service's /jobs with --url, else in this process."""
+    options = TranscriptionOptions(language=args.language, channels=args.channels, hotwords=args.hotwords)
+    formats = parse_formats(args.formats)
+    if args.url:
+        password = args.password or os.environ.get("ASR_BATCH_PASSWORD")
+        auth = (args.user, password or "") if args.user else None
+        transcribe, close = remote_transcriber(args.url.rstrip("/"), auth, options)
+        try:
+            summary = await _run_batch(args, formats, transcribe)
+        finally:
+            await close()
+    else:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app) as state:
+            transcriber: Transcriber = state["transcriber"]
+
+            async def transcribe(path: Path, data: bytes, digest: str) -> TranscriptionResponse:
+                return await transcriber.transcribe(data, options, priority="batch")
+
+            summary = await _run_batch(args, formats, transcribe)
+    print_summary(summary, args.out)
+    return 1 if summary["failed"] else 0
+
+
+async def _run_batch(args: argparse.Namespace, formats: list[ResponseFormat], transcribe: Transcribe) -> dict[str, Any]:
+    if not args.input.is_dir():
+        raise SystemExit(f"{args.input} is not a folder")
+    run = BatchRun(args.input, args.out, formats, transcribe, args.concurrency)
+    _, summary = await run.run(progress_wanted())
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="asr-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     transcribe = commands.add_parser("transcribe", help="transcribe files and print one JSON line each")
     transcribe.add_argument("files", nargs="+", type=Path)
     transcribe.add_argument("--language", default="auto", choices=["auto", "zh", "yue", "en"])
+    batch = commands.add_parser("batch", help="transcribe every recording under a folder (resumable; ledger.csv)")
+    batch.add_argument("input", type=Path, help="folder of recordings (searched recursively)")
+    batch.add_argument("--out", type=Path, required=True, help="where results, ledger.csv and the run state go")
+    batch.add_argument("--url", help="a running service (e.g. nginx: http://host:8080); default: in this process")
+    batch.add_argument("--user", help="basic-auth user for --url")
+    batch.add_argument("--password", help="basic-auth password (or ASR_BATCH_PASSWORD)")
+    batch.add_argument("--concurrency", type=int, default=4, help="recordings in flight at once")
+    batch.add_argument("--language", default="auto", choices=["auto", "zh", "yue", "en"])
+    batch.add_argument("--channels", default="auto", choices=["auto", "mix", "split"])
+    batch.add_argument("--hotwords", default="", help="comma-separated names and terms")
+    batch.add_argument("--formats", default="json,txt", help="any of json,txt,srt,vtt")
     args = parser.parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -98,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args)
     if args.command == "proxy":
         return _proxy(settings, start_service=not args.no_service)
+    if args.command == "batch":
+        return asyncio.run(_batch(settings, args))
     return asyncio.run(_transcribe_files(settings, args.files, args.language))
 
 

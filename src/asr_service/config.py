@@ -262,11 +262,9 @@ class Settings(BaseSettings):
 
     @property
     def saved_formats(self) -> list[Literal["json", "text", "srt", "vtt"]]:
-        names = [name.strip().lower().replace("txt", "text") for name in self.output_formats.split(",") if name.strip()]
-        unknown = sorted(set(names) - {"json", "text", "srt", "vtt"})
-        if unknown:
-            raise ValueError(f"ASR_OUTPUT_FORMATS: unknown format(s) {unknown}")
-        return list(dict.fromkeys(names))  # type: ignore[arg-type]
+        from asr_service.formats import parse_formats  # formats imports the API models, which import settings' kin
+
+        return parse_formats(self.output_formats)
 
     @property
     def roles(self) -> list[str]:

@@ -39,6 +39,15 @@ MEDIA_TYPES: dict[ResponseFormat, str] = {
 FILE_EXTENSIONS: dict[ResponseFormat, str] = {"json": "json", "text": "txt", "srt": "srt", "vtt": "vtt"}
 
 
+def parse_formats(text: str) -> list[ResponseFormat]:
+    """`json,txt,srt` as written in a setting or on the command line (`txt` and `text` are the same)."""
+    names = [name.strip().lower().replace("txt", "text") for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(FILE_EXTENSIONS))
+    if unknown or not names:
+        raise ValueError(f"unknown format(s) {unknown or text!r}: use json, txt, srt, vtt")
+    return list(dict.fromkeys(names))  # type: ignore[arg-type]
+
+
 def transcript_as(result: TranscriptionResponse, response_format: ResponseFormat) -> str:
     """The transcript as a document in one of the formats (answers and saved files alike)."""
     if response_format == "text":
