@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,14 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from audio_factory import Placement, build_call, manifest, wav_bytes  # noqa: E402
+from processes import free_port  # noqa: E402
 
 CALL_SECONDS = 300
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from audio_factory import clip_samples, wav_bytes  # noqa: E402
+from processes import free_port  # noqa: E402
 
 from asr_service.proxy import running_nginx  # noqa: E402
 
@@ -50,12 +50,6 @@ class Outcome:
 class Soak:
     outcomes: list[Outcome] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:

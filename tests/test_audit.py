@@ -1,9 +1,9 @@
 """Audit log, retention, and where the service writes: what a data-protection officer would check."""
 
+import datetime
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 from audio_factory import clip_samples, wav_bytes
 from conftest import tiny_settings
+from processes import free_port, wait_ready
 
+from asr_service.jobs.store import JobStore, NewJob
 from asr_service.retention import purge_expired
 from asr_service.server import serve_in_thread
 
@@ -100,12 +102,6 @@ def test_retention_deletes_stored_files_past_their_age_and_nothing_else(tmp_path
     assert not (tmp_path / "audio/2026/10").exists(), "emptied folders go too"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def files_under(*roots: Path) -> set[Path]:
     return {p for root in roots for p in root.rglob("*") if p.is_file()}
 
@@ -139,13 +135,7 @@ def test_the_service_writes_only_to_its_data_folder_and_audit_log(
     service = subprocess.Popen([sys.executable, "-m", "asr_service", "serve"], cwd=cwd, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        wait_ready(url)
         before = files_under(cwd, home, tmp)
         speech = wav_bytes(clip_samples("en_speechbrain_example1.wav"))
         assert httpx.post(f"{url}/asr", files={"file": ("c.wav", speech)}, timeout=60).status_code == 200
@@ -159,3 +149,16 @@ def test_the_service_writes_only_to_its_data_folder_and_audit_log(
     finally:
         service.terminate()
         service.wait(timeout=60)
+
+
+def test_retention_deletes_finished_jobs_and_their_results_but_not_waiting_ones(tmp_path: Path) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    done, _ = store.create(NewJob("batch", {}, "0" * 64, 10))
+    waiting, _ = store.create(NewJob("batch", {}, "1" * 64, 10))
+    claimed = store.claim("replica", 30)
+    assert claimed is not None and claimed.id == done.id
+    store.finish(done.id, "replica", "succeeded", {"text": "市民反映噪音扰民"}, None)
+    cutoff = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
+    assert store.purge_finished(cutoff) == 1
+    assert store.get(done.id) is None and store.get(waiting.id) is not None
+    store.close()

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 from audio_factory import FORMATS, Format, clip_samples, encode, wav_bytes
 from conftest import tiny_settings
+from processes import free_port
 
 from asr_service.proxy import running_nginx
 from asr_service.server import serve_in_thread
@@ -117,12 +117,6 @@ def test_an_interrupted_run_resumes_where_it_stopped(recordings: Path, tmp_path:
     status, summary, log = batch([str(recordings), "--out", str(out)], env)
     assert summary["skipped"] + summary["done"] == 4 and summary["skipped"] >= 1, log
     check_outputs(out, ["json", "txt"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import torch
 from audio_factory import Placement, build_call, clip_samples, manifest, wav_bytes
 from conftest import tiny_settings
 from engines import HangingEngine, OutOfMemoryEngine
+from processes import free_port
 
 from asr_service.engines.base import TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
@@ -99,12 +99,6 @@ async def test_a_hung_model_call_gets_504_and_the_worker_goes_on(
             assert again.status_code == 200 and again.json()["text"] == served.json()["text"]
             metrics = (await client.get("/metrics")).text
             assert 'asr_segments_total{outcome="timeout"} 1.0' in metrics
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_sigterm_finishes_admitted_work_refuses_new_work_and_exits_0(model_cache: Path, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import http.server
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import torch
 from audio_factory import Placement, build_call, clip_samples, wav_bytes
 from conftest import tiny_settings
 from engines import GatedEngine, SlowEngine
+from processes import free_port, wait_ready
 
 from asr_service.engines.base import TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
@@ -197,27 +197,9 @@ async def test_an_asr_request_goes_ahead_of_queued_bulk_jobs(
             assert statuses.count("succeeded") >= 1, "bulk jobs progress meanwhile"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_service(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "asr_service", "serve"], env=env, stdout=out, stderr=out)
-
-
-def wait_ready(url: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the service did not become ready")
 
 
 def test_jobs_survive_sigkill_and_finish_exactly_once(tiny_glmasr_dir: Path, model_cache: Path, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ are taken over by another when it dies."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from audio_factory import Placement, build_call, clip_samples, wav_bytes
 from postgres import postgres_bin, running_postgres
+from processes import free_port, wait_ready
 
 from asr_service.jobs.store import JobStore, NewJob
 
@@ -27,12 +27,6 @@ def postgres_url() -> Iterator[str]:
         pytest.skip("PostgreSQL is not installed here (Debian package `postgresql`; `make test` installs it)")
     with running_postgres() as url:
         yield url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Replica:
@@ -49,14 +43,7 @@ class Replica:
             )
 
     def wait_ready(self) -> None:
-        for _ in range(1200):
-            try:
-                if httpx.get(f"{self.url}/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(self.log.read_text()[-3000:])
+        wait_ready(self.url)
 
     def started_jobs(self) -> list[str]:
         return STARTED.findall(self.log.read_text())

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,18 +10,13 @@ import httpx
 import pytest
 from audio_factory import clip_samples, wav_bytes
 from conftest import tiny_settings
+from processes import free_port
 
 from asr_service.config import Settings
 from asr_service.proxy import DEPLOY_DIR, running_nginx
 from asr_service.server import serve_in_thread
 
 USER, PASSWORD = "alice", "s3cret-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,15 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
         job_service = await asyncio.to_thread(open_jobs, settings, transcriber, output_folder)
         job_service.runner.start()
         retention = (
-            asyncio.create_task(sweep_forever(settings.data_dir, settings.retention_days), name="asr-retention")
+            asyncio.create_task(
+                sweep_forever(
+                    settings.data_dir,
+                    settings.retention_days,
+                    [settings.output_dir] if settings.output_dir else [],
+                    job_service.store.purge_finished,
+                ),
+                name="asr-retention",
+            )
             if settings.retention_days
             else None
         )

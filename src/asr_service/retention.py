@@ -6,8 +6,10 @@ accessed what, and has its own rotation.
 """
 
 import asyncio
+import datetime
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +25,14 @@ class PurgeReport:
     bytes: int
 
 
-def purge_expired(data_dir: Path, max_age_days: float, now: float | None = None) -> PurgeReport:
-    """Delete files under the stored folders older than `max_age_days`, then the folders left empty."""
+def purge_expired(
+    data_dir: Path, max_age_days: float, now: float | None = None, extra_folders: Sequence[Path] = ()
+) -> PurgeReport:
+    """Delete files under the stored folders (and `extra_folders`, such as the output folder) older than
+    `max_age_days`, then the folders left empty."""
     cutoff = (time.time() if now is None else now) - max_age_days * 86400
     files = size = 0
-    for name in STORED_FOLDERS:
-        folder = data_dir / name
+    for folder in [*(data_dir / name for name in STORED_FOLDERS), *extra_folders]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*"), reverse=True):  # children before their folders
@@ -43,11 +47,22 @@ def purge_expired(data_dir: Path, max_age_days: float, now: float | None = None)
     return PurgeReport(files, size)
 
 
-async def sweep_forever(data_dir: Path, max_age_days: float, interval_seconds: float = SWEEP_INTERVAL_SECONDS) -> None:
-    """Purge at once, then every `interval_seconds`, until cancelled (by the lifespan at shutdown)."""
+async def sweep_forever(
+    data_dir: Path,
+    max_age_days: float,
+    extra_folders: Sequence[Path] = (),
+    purge_records: Callable[[datetime.datetime], int] | None = None,
+    interval_seconds: float = SWEEP_INTERVAL_SECONDS,
+) -> None:
+    """Purge at once, then every `interval_seconds`, until cancelled (by the lifespan at shutdown). `purge_records`
+    deletes stored records (finished jobs with their results) that ended before the cutoff it is given."""
     while True:
         try:
-            report = await asyncio.to_thread(purge_expired, data_dir, max_age_days)
+            if purge_records is not None:
+                cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=max_age_days)
+                if removed := await asyncio.to_thread(purge_records, cutoff):
+                    logger.info("retention: deleted %d finished job(s) older than %g days", removed, max_age_days)
+            report = await asyncio.to_thread(purge_expired, data_dir, max_age_days, None, extra_folders)
         except OSError:
             logger.exception("retention sweep of %s failed", data_dir)
         else:

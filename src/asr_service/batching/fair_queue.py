@@ -11,7 +11,24 @@ from typing import Generic, Literal, TypeVar
 T = TypeVar("T")
 
 
-class FairQueue(Generic[T]):
+class _AwaitableQueue(Generic[T]):
+    """`get()` and `wait_not_empty()` over a subclass's `get_nowait()` and `_not_empty` event."""
+
+    _not_empty: asyncio.Event
+
+    def get_nowait(self) -> T | None:
+        raise NotImplementedError
+
+    async def get(self) -> T:
+        while (item := self.get_nowait()) is None:
+            await self._not_empty.wait()
+        return item
+
+    async def wait_not_empty(self) -> None:
+        await self._not_empty.wait()
+
+
+class FairQueue(_AwaitableQueue[T]):
     def __init__(self) -> None:
         self._by_request: OrderedDict[str, deque[T]] = OrderedDict()
         self._size = 0
@@ -41,14 +58,6 @@ class FairQueue(Generic[T]):
             self._not_empty.clear()
         return item
 
-    async def get(self) -> T:
-        while (item := self.get_nowait()) is None:
-            await self._not_empty.wait()
-        return item
-
-    async def wait_not_empty(self) -> None:
-        await self._not_empty.wait()
-
     def drain(self) -> list[T]:
         items = [item for queue in self._by_request.values() for item in queue]
         self._by_request.clear()
@@ -60,7 +69,7 @@ class FairQueue(Generic[T]):
 Priority = Literal["interactive", "batch"]
 
 
-class PriorityFairQueue(Generic[T]):
+class PriorityFairQueue(_AwaitableQueue[T]):
     """Two fair queues: interactive requests (a caller waiting on the line) ahead of batch jobs (the overnight run).
     While both wait, at most `interactive_run` interactive items go before one batch item, so a flood of /asr
     requests slows the night's jobs but never stops them."""
@@ -93,14 +102,6 @@ class PriorityFairQueue(Generic[T]):
         if not len(self):
             self._not_empty.clear()
         return item
-
-    async def get(self) -> T:
-        while (item := self.get_nowait()) is None:
-            await self._not_empty.wait()
-        return item
-
-    async def wait_not_empty(self) -> None:
-        await self._not_empty.wait()
 
     def drain(self) -> list[T]:
         self._not_empty.clear()

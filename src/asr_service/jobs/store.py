@@ -277,12 +277,12 @@ class JobStore:
             ).all()
         return {status: 0 for status in STATUSES} | {row[0]: int(row[1]) for row in rows}
 
-    def finished_before(self, cutoff: datetime.datetime) -> list[str]:
-        with self._engine.connect() as connection:
-            query = sa.select(jobs_table.c.id).where(
-                jobs_table.c.status.in_(FINISHED), jobs_table.c.finished_at < cutoff
-            )
-            return list(connection.execute(query).scalars())
+    def purge_finished(self, cutoff: datetime.datetime) -> int:
+        """Delete jobs (and with them their results) that ended before `cutoff`: retention."""
+        with self._engine.begin() as connection:
+            return connection.execute(
+                jobs_table.delete().where(jobs_table.c.status.in_(FINISHED), jobs_table.c.finished_at < cutoff)
+            ).rowcount
 
     @staticmethod
     def _by(connection: Connection, condition: sa.ColumnElement[bool]) -> JobRecord | None:
