@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from asr_service.api import asr, health, jobs, metrics, openai, redact
+from asr_service.api import analyze, asr, health, jobs, metrics, openai, redact
 from asr_service.api.metrics import AccessMiddleware
 from asr_service.audio.vad import SileroModel
 from asr_service.audit import AuditLog
@@ -22,12 +22,14 @@ from asr_service.deps import AppState
 from asr_service.engines.base import AsrEngine, EngineProfile
 from asr_service.engines.loader import load_engine
 from asr_service.errors import install_error_handlers
+from asr_service.hotline.analysis import Analyzer
 from asr_service.jobs.audio_files import AudioFiles
 from asr_service.jobs.callbacks import CallbackSender
 from asr_service.jobs.runner import JobRunner
 from asr_service.jobs.schemas import job_view
 from asr_service.jobs.service import Jobs
 from asr_service.jobs.store import JobRecord, JobStore
+from asr_service.jobs.tickets import TicketBook
 from asr_service.metrics import ServiceMetrics
 from asr_service.output_folder import OutputFolder
 from asr_service.retention import sweep_forever
@@ -103,6 +105,12 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
     return Jobs(store, files, runner, callbacks)
 
 
+def open_ticket_book(settings: Settings, store: JobStore) -> TicketBook:
+    """The hotline analysis (configuration and classifier loaded once) over the job store's database."""
+    analyzer = Analyzer.load(settings.hotline_config, settings.hotline_model, settings.repeat_window_days)
+    return TicketBook(store.engine, analyzer)
+
+
 def create_app(settings: Settings | None = None, engine: AsrEngine | None = None) -> FastAPI:
     """Build the service. `engine` replaces the configured model (tests inject failing engines this way)."""
     settings = settings or Settings()
@@ -125,6 +133,8 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
         output_folder = OutputFolder(settings.output_dir, settings.saved_formats) if settings.output_dir else None
         transcriber = Transcriber(settings, params, vad, preprocessing, batcher, service_metrics)
         job_service = await asyncio.to_thread(open_jobs, settings, transcriber, output_folder)
+        tickets = await asyncio.to_thread(open_ticket_book, settings, job_service.store)
+        transcriber.tickets = tickets
         job_service.runner.start()
         retention = (
             asyncio.create_task(
@@ -156,6 +166,7 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
                 audit_log=audit_log,
                 jobs=job_service,
                 output_folder=output_folder,
+                tickets=tickets,
             )
         finally:
             if retention is not None:
@@ -180,6 +191,6 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
     install_offline_docs(app)
     install_error_handlers(app)
     app.add_middleware(AccessMiddleware)
-    for module in (asr, jobs, openai, redact, health, metrics):
+    for module in (asr, jobs, analyze, openai, redact, health, metrics):
         app.include_router(module.router)
     return app

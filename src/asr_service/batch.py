@@ -11,10 +11,12 @@ flight.
 import asyncio
 import csv
 import dataclasses
+import datetime
 import hashlib
 import io
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +31,7 @@ from asr_service.atomic import write_atomically
 from asr_service.audio.decode import ALLOWED_DEMUXERS
 from asr_service.errors import AsrError
 from asr_service.formats import FILE_EXTENSIONS, transcript_as
+from asr_service.hotline.ledger import TICKET_COLUMNS, ticket_columns, write_workbook
 from asr_service.schemas import ResponseFormat, TranscriptionOptions, TranscriptionResponse
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,10 @@ AUDIO_SUFFIXES = frozenset(
 )
 STATE_FILE = ".batch-state.jsonl"
 LEDGER_FILE = "ledger.csv"
+WORKBOOK_FILE = "ledger.xlsx"
+CALL_TIMEZONE = datetime.timezone(datetime.timedelta(hours=8))
+"""Call recorders name files in local (Beijing) time."""
+_NAME_TIME = re.compile(r"(20\d\d)[-_.]?([01]\d)[-_.]?([0-3]\d)[-_.T ]?([0-2]\d)[-_.:]?([0-5]\d)(?:[-_.:]?([0-5]\d))?")
 LEDGER_COLUMNS = ["file", "sha256", "duration", "language", "channels", "confidence", "needs_review", "text", "error"]
 
 Transcribe = Callable[[Path, bytes, str], Awaitable[TranscriptionResponse]]
@@ -96,8 +103,21 @@ def load_state(out: Path) -> dict[str, FileOutcome]:
     return state
 
 
+def call_time_of(path: Path) -> datetime.datetime:
+    """When the call was made: a date-time in the file name (20261122_081502.wav, 2026-11-22 08-15.mp3), as call
+    recorders name files, else the file's modification time."""
+    found = _NAME_TIME.search(path.name)
+    if found:
+        try:
+            return datetime.datetime(*(int(part or 0) for part in found.groups()), tzinfo=CALL_TIMEZONE)
+        except ValueError:
+            pass
+    return datetime.datetime.fromtimestamp(path.stat().st_mtime, tz=CALL_TIMEZONE)
+
+
 def ledger_row(file: str, sha256: str, result: TranscriptionResponse | None, error: str | None) -> dict[str, Any]:
-    return {
+    ticket = ticket_columns(result.ticket) if result is not None and result.ticket is not None else {}
+    return ticket | {
         "file": file,
         "sha256": sha256,
         "duration": round(result.duration, 2) if result else "",
@@ -110,18 +130,31 @@ def ledger_row(file: str, sha256: str, result: TranscriptionResponse | None, err
     }
 
 
-def write_ledger(out: Path, outcomes: list[FileOutcome]) -> None:
-    """UTF-8 with a BOM, so Excel opens the Chinese text correctly; one row per recording, in file order."""
+def write_ledger(out: Path, outcomes: list[FileOutcome], analyzed: bool = False) -> None:
+    """UTF-8 with a BOM, so Excel opens the Chinese text correctly; one row per recording, in file order. Analysed
+    runs add the ticket's columns, and `ledger.xlsx`."""
+    columns = LEDGER_COLUMNS + TICKET_COLUMNS if analyzed else LEDGER_COLUMNS
+    rows = [outcome.row for outcome in sorted(outcomes, key=lambda o: o.file)]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LEDGER_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", restval="")
     writer.writeheader()
-    for outcome in sorted(outcomes, key=lambda o: o.file):
-        writer.writerow(outcome.row)
+    writer.writerows(rows)
     write_atomically(out / LEDGER_FILE, ("\ufeff" + buffer.getvalue()).encode("utf-8"))
+    if analyzed:
+        write_workbook(out / WORKBOOK_FILE, columns, rows)
 
 
 class BatchRun:
-    def __init__(self, root: Path, out: Path, formats: list[ResponseFormat], transcribe: Transcribe, concurrency: int):
+    def __init__(
+        self,
+        root: Path,
+        out: Path,
+        formats: list[ResponseFormat],
+        transcribe: Transcribe,
+        concurrency: int,
+        analyzed: bool = False,
+    ):
+        self.analyzed = analyzed
         self.root = root
         self.out = out
         self.formats = formats
@@ -167,7 +200,7 @@ class BatchRun:
                     print(f"{len(outcomes) - skipped}/{len(todo)} {outcome.file}: {status}", flush=True)
 
             await asyncio.gather(*(one(path, digest) for path, digest in todo))
-        write_ledger(self.out, list(outcomes.values()))
+        await asyncio.to_thread(write_ledger, self.out, list(outcomes.values()), self.analyzed)
         wall = time.perf_counter() - started
         audio_seconds = sum(o.duration for o in outcomes.values() if o.ok and o.sha256 in {d for _, d in todo})
         summary = {
@@ -233,12 +266,16 @@ def remote_transcriber(
     fields = {k: v for k, v in options.model_dump(exclude={"response_format"}).items() if v not in (None, [], "auto")}
     if options.hotwords:
         fields["hotwords"] = ",".join(options.hotwords)
+    fields = {k: str(v).lower() if isinstance(v, bool) else v for k, v in fields.items()}
 
     async def transcribe(path: Path, data: bytes, digest: str) -> TranscriptionResponse:
         key = hashlib.sha256(f"{digest}:{json.dumps(fields, sort_keys=True)}".encode()).hexdigest()
         response = await _with_retries(
             lambda: client.post(
-                "/jobs", files={"file": (path.name, data)}, data=fields, headers={"Idempotency-Key": key}
+                "/jobs",
+                files={"file": (path.name, data)},
+                data=fields | ({"call_time": call_time_of(path).isoformat()} if options.analyze else {}),
+                headers={"Idempotency-Key": key},
             )
         )
         if response.status_code != 202:

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from asr_service.app import create_app
-from asr_service.batch import BatchRun, Transcribe, print_summary, progress_wanted, remote_transcriber
+from asr_service.batch import BatchRun, Transcribe, call_time_of, print_summary, progress_wanted, remote_transcriber
 from asr_service.config import Settings
 from asr_service.errors import AsrError, error_body
 from asr_service.formats import parse_formats
+from asr_service.hotline.config import load_config
 from asr_service.proxy import running_nginx
 from asr_service.schemas import ResponseFormat, TranscriptionOptions, TranscriptionResponse
 from asr_service.server import run_service
@@ -85,7 +87,9 @@ async def _transcribe_files(settings: Settings, files: list[Path], language: str
 
 async def _batch(settings: Settings, args: argparse.Namespace) -> int:
     """`asr-service batch`: through a service's /jobs with --url, else in this process."""
-    options = TranscriptionOptions(language=args.language, channels=args.channels, hotwords=args.hotwords)
+    options = TranscriptionOptions(
+        language=args.language, channels=args.channels, hotwords=args.hotwords, analyze=args.analyze
+    )
     formats = parse_formats(args.formats)
     if args.url:
         password = args.password or os.environ.get("ASR_BATCH_PASSWORD")
@@ -101,7 +105,11 @@ async def _batch(settings: Settings, args: argparse.Namespace) -> int:
             transcriber: Transcriber = state["transcriber"]
 
             async def transcribe(path: Path, data: bytes, digest: str) -> TranscriptionResponse:
-                return await transcriber.transcribe(data, options, priority="batch")
+                call_time = call_time_of(path) if options.analyze else None
+                call_id = path.relative_to(args.input).as_posix()
+                return await transcriber.transcribe(
+                    data, options, priority="batch", call_id=call_id, call_time=call_time
+                )
 
             summary = await _run_batch(args, formats, transcribe)
     print_summary(summary, args.out)
@@ -111,9 +119,33 @@ async def _batch(settings: Settings, args: argparse.Namespace) -> int:
 async def _run_batch(args: argparse.Namespace, formats: list[ResponseFormat], transcribe: Transcribe) -> dict[str, Any]:
     if not args.input.is_dir():
         raise SystemExit(f"{args.input} is not a folder")
-    run = BatchRun(args.input, args.out, formats, transcribe, args.concurrency)
+    run = BatchRun(args.input, args.out, formats, transcribe, args.concurrency, analyzed=args.analyze)
     _, summary = await run.run(progress_wanted())
     return summary
+
+
+def _report(args: argparse.Namespace) -> int:
+    from asr_service.hotline.ledger import read_ledger
+    from asr_service.hotline.report import write_report
+
+    rows = read_ledger(args.ledger)
+    path = write_report(rows, args.out, args.start, args.end)
+    print(f"report for {len(rows)} ledger rows written to {path}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from asr_service.hotline.learning import CategoryModel, TrainingDataError, read_corrected_tickets
+
+    try:
+        texts, categories = read_corrected_tickets(args.corrections)
+        model = CategoryModel.fit(texts, categories, load_config(os.environ.get("ASR_HOTLINE_CONFIG")))
+    except (TrainingDataError, OSError) as e:
+        print(f"cannot train: {e}", file=sys.stderr)
+        return 1
+    model.save(args.out)
+    print(f"trained on {len(texts)} corrected tickets ({len(set(categories))} categories); saved to {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +172,24 @@ def main(argv: list[str] | None = None) -> int:
     batch.add_argument("--channels", default="auto", choices=["auto", "mix", "split"])
     batch.add_argument("--hotwords", default="", help="comma-separated names and terms")
     batch.add_argument("--formats", default="json,txt", help="any of json,txt,srt,vtt")
+    batch.add_argument(
+        "--analyze", action="store_true", help="file each call as a hotline ticket: ticket columns and ledger.xlsx"
+    )
+    report = commands.add_parser("report", help="the weekly report (one HTML file) from a batch run's ledger.csv")
+    report.add_argument("ledger", type=Path)
+    report.add_argument("--from", dest="start", type=datetime.date.fromisoformat, help="first day (YYYY-MM-DD)")
+    report.add_argument("--to", dest="end", type=datetime.date.fromisoformat, help="last day (default: the last call)")
+    report.add_argument("--out", type=Path, default=Path("report.html"))
+    hotline = commands.add_parser("hotline", help="hotline analysis tools")
+    hotline_commands = hotline.add_subparsers(dest="hotline_command", required=True)
+    train = hotline_commands.add_parser("train", help="fit the category classifier on corrected tickets")
+    train.add_argument("corrections", type=Path, help="an edited ledger.csv / ledger.xlsx, or corrections as JSONL")
+    train.add_argument("--out", type=Path, required=True, help="model folder (then set ASR_HOTLINE_MODEL to it)")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "hotline":
+        return _train(args)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":

@@ -202,6 +202,17 @@ class Settings(BaseSettings):
     """Stored audio, results and corrections older than this are deleted (checked at start and every hour).
     Unset: kept until deleted by hand."""
 
+    hotline_config: Path | None = None
+    """The hotline analysis' YAML (lexicons, negations, districts, departments); sections it leaves out come from the
+    default shipped with the package (`src/asr_service/hotline/default.yaml`)."""
+
+    hotline_model: Path | None = None
+    """A folder written by `asr-service hotline train`: its classifier then votes on the category with the rules."""
+
+    repeat_window_days: int = Field(default=30, ge=1, le=3650)
+    """A call is a repeat of earlier calls about the same problem at the same place within this many days (of the
+    calls' own times)."""
+
     jobs_database_url: str | None = None
     """Where jobs are kept: unset, SQLite in `ASR_DATA_DIR/jobs.sqlite3` (one replica); `postgresql://...` for
     several replicas sharing one queue of jobs (and `ASR_DATA_DIR` on a shared volume)."""

@@ -1,9 +1,11 @@
 """The API contract: request and response models."""
 
+import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from asr_service.hotline.analysis import Ticket
 from asr_service.hotwords import MAX_HOTWORDS, split_hotwords
 from asr_service.redaction import MAX_TEXT_CHARS, RedactionKind
 
@@ -38,6 +40,15 @@ class TranscriptionOptions(BaseModel):
         default=None,
         description="Mask ID-card, phone and bank-card numbers, e-mail addresses and licence plates in the text and "
         "segments (every output format). Unset: the server's `ASR_REDACT`.",
+    )
+    analyze: bool = Field(
+        default=False,
+        description="Also file the call as a hotline ticket (category, urgency, place, department, repeats): "
+        "`ticket` in the result, recorded in the history with the call's id and time.",
+    )
+    call_time: datetime.datetime | None = Field(
+        default=None,
+        description="When the call was made (ISO 8601), for repeat detection; default: now (a job: when queued).",
     )
 
     @field_validator("hotwords", mode="before")
@@ -144,6 +155,7 @@ class TranscriptionResponse(BaseModel):
         description="When personal data was masked: how many of each kind (`id_card`, `mobile`, `landline`, "
         "`bank_card`, `email`, `plate`); null when masking was off.",
     )
+    ticket: Ticket | None = Field(default=None, description="The hotline ticket, when `analyze` was asked for.")
 
 
 class RedactRequest(BaseModel):

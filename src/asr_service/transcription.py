@@ -5,13 +5,14 @@ share it. Stereo calls are transcribed per channel (agent and caller) and merged
 """
 
 import asyncio
+import datetime
 import functools
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 from asr_service.audio.channels import decide_channels
 from asr_service.audio.decode import SAMPLE_RATE, DecodedAudio, DecodeLimits, decode_audio
@@ -80,6 +81,10 @@ class _Piece:
     span: SpeechSpan
 
 
+if TYPE_CHECKING:
+    from asr_service.jobs.tickets import TicketBook
+
+
 class Transcriber:
     def __init__(
         self,
@@ -98,6 +103,8 @@ class Transcriber:
         self._batcher = batcher
         self._metrics = metrics
         self._script = ChineseScript(settings.chinese_script)
+        self.tickets: TicketBook | None = None
+        """Set once the database is open (the lifespan): where `analyze=true` files its tickets."""
         self._roles = settings.roles
         self._server_hotwords = settings.server_hotwords()
 
@@ -117,11 +124,21 @@ class Transcriber:
         client_gone: asyncio.Future[None] | None = None,
         priority: Priority = "interactive",
         progress: Callable[[float], None] | None = None,
+        call_id: str | None = None,
+        call_time: datetime.datetime | None = None,
     ) -> TranscriptionResponse:
         """`priority`: `batch` for jobs, which queue behind interactive requests. `progress` is told the fraction
-        done (audio scanned × segments transcribed) as blocks are scanned and segments come back."""
+        done (audio scanned × segments transcribed) as blocks are scanned and segments come back. With
+        `options.analyze`, the call is filed as a ticket under `call_id` (default: the request id) at
+        `options.call_time`, else `call_time`, else now."""
         with self._batcher.admitted(priority) as request_id:  # before any work: a busy or draining service refuses
-            return await self._transcribe(request_id, data, options, client_gone, _Progress(progress))
+            result = await self._transcribe(request_id, data, options, client_gone, _Progress(progress))
+        if options.analyze and self.tickets is not None:
+            ticket = await asyncio.to_thread(
+                self.tickets.file, result.text, call_id or result.id, options.call_time or call_time
+            )
+            result = result.model_copy(update={"ticket": ticket})
+        return result
 
     async def _transcribe(
         self,

@@ -19,7 +19,7 @@ from asr_service.hotline.rules import (
     request_type_of,
     urgency_of,
 )
-from asr_service.hotline.text import SENTENCE_BREAKS, Match, NormalizedText, citizen_words, normalize
+from asr_service.hotline.text import Match, NormalizedText, citizen_words, normalize
 
 DEFAULT_REPEAT_WINDOW_DAYS = 30
 SUMMARY_CHARS = 80
@@ -50,7 +50,7 @@ class Ticket(BaseModel):
             return None
         return PastCall(
             call_id=self.call_id,
-            time=_aware(self.time),
+            time=as_aware(self.time),
             location=self.location,
             district=self.district,
             problems=frozenset(self.problems),
@@ -146,7 +146,8 @@ def analyze(
     return Analyzer(config or load_config()).analyze(text, call_id=call_id, time=time, history=history)
 
 
-def _aware(moment: datetime.datetime) -> datetime.datetime:
+def as_aware(moment: datetime.datetime) -> datetime.datetime:
+    """Naive times are taken as UTC, so calls from any source compare."""
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
@@ -162,10 +163,12 @@ def _summary(text: NormalizedText, matches: list[Match]) -> str:
     if not text.text.strip():
         return ""
     bounds: dict[tuple[int, int], int] = {}
-    for position in range(len(text.text)):
-        if text.text[position] in SENTENCE_BREAKS:
-            continue
-        bounds.setdefault(text.sentence_bounds(position), 0)
+    position = 0
+    while position < len(text.text):
+        start, end = text.sentence_bounds(position)
+        if end > start:
+            bounds.setdefault((start, end), 0)
+        position = end + 1
     for match in matches:
         key = text.sentence_bounds(match.start)
         bounds[key] = bounds.get(key, 0) + (match.end - match.start)

@@ -6,13 +6,16 @@ import dataclasses
 from functools import cache
 
 from asr_service.hotline.config import CATEGORIES, Category, HotlineConfig, Referral, RequestType, Urgency
-from asr_service.hotline.text import CLAUSE_BREAKS, Match, NormalizedText, longest_first
+from asr_service.hotline.places import known_names
+from asr_service.hotline.text import Match, NormalizedText, longest_first
 
 SUBJECT_SCORE = 3
 """A category scoring this much has a real subject: a question about it stays in it (a pension question is 劳动社保)."""
 NEAR_NEGATION_GAP = {1: 1, 2: 4}
 """Characters allowed between a negation and its cue: 1 after 不/没 (不会着火), 4 after longer ones (没有人被困)."""
 PAST_WINDOW = 10
+HEDGE_WINDOW = 30
+"""A hedge (怕, 万一) makes a danger hypothetical from at most this far before it in the clause."""
 RESOLUTION_WINDOW = 30
 
 
@@ -37,7 +40,13 @@ def _keyword_owners(config: HotlineConfig) -> dict[str, list[tuple[Category, int
 
 def category_of(text: NormalizedText, config: HotlineConfig) -> CategoryDecision:
     owners = _keyword_owners(config)
-    found = [match for word in owners for match in text.find(word)]
+    places = [(m.start, m.end) for m in known_names(text, config) if m.said == m.word]
+    found = [
+        match
+        for word in owners
+        for match in text.find(word)
+        if match.said == match.word or not any(s < match.end and match.start < e for s, e in places)
+    ]  # a sound-alike inside a known place name is the place (于家堡 is not 家暴)
     chosen = longest_first(found, {word: max(w for _, w in owned) for word, owned in owners.items()})
     live = [m for m in chosen if not _negated(text, m, config)]
     if sum(max(w for _, w in owners[m.word]) for m in live) >= SUBJECT_SCORE:
@@ -45,7 +54,7 @@ def category_of(text: NormalizedText, config: HotlineConfig) -> CategoryDecision
     scores: dict[Category, int] = dict.fromkeys(CATEGORIES, 0)
     for match in chosen:
         for category, weight in owners[match.word]:
-            scores[category] += weight
+            scores[category] += weight if match.said == match.word else max(1, weight - 1)  # by sound: less sure
     subjects = {c: s for c, s in scores.items() if c not in (config.question_category, config.fallback_category)}
     best_subject = max(subjects, key=lambda c: (subjects[c], -CATEGORIES.index(c)))
     praise = any(text.find(word) for word in config.praise_words)
@@ -57,7 +66,8 @@ def category_of(text: NormalizedText, config: HotlineConfig) -> CategoryDecision
         category = best_subject
     elif scores[config.question_category] or scores[config.fallback_category]:
         category = max(
-            (config.question_category, config.fallback_category), key=lambda c: (scores[c], c == config.question_category)
+            (config.question_category, config.fallback_category),
+            key=lambda c: (scores[c], c == config.question_category),
         )
     else:
         category = best_subject if subjects[best_subject] else config.fallback_category
@@ -68,7 +78,7 @@ def category_of(text: NormalizedText, config: HotlineConfig) -> CategoryDecision
 
 
 def _negated(text: NormalizedText, match: Match, config: HotlineConfig) -> bool:
-    clause = text.clause_start(match.start)
+    clause = max(text.clause_start(match.start), match.start - HEDGE_WINDOW)
     before = text.text[clause : match.start]
     for word in config.negations:
         position = before.rfind(word)
@@ -84,10 +94,7 @@ def _over(text: NormalizedText, match: Match, config: HotlineConfig) -> bool:
     """Happened before and not going on (上周打架了, 被困过人), or followed by its end (火已经灭了, 原来是烧烤)."""
     sentence_start, _ = text.sentence_bounds(match.start)
     before = text.text[max(sentence_start, match.start - PAST_WINDOW) : match.start]
-    clause_end = match.end
-    while clause_end < len(text.text) and text.text[clause_end] not in CLAUSE_BREAKS:
-        clause_end += 1
-    after_in_clause = text.text[match.end : clause_end]
+    after_in_clause = text.text[match.end : text.clause_end(match.end)]
     if after_in_clause.startswith("过") or (
         any(word in before for word in config.past_markers)
         and not any(word in after_in_clause for word in config.ongoing_markers)

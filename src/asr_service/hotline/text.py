@@ -4,9 +4,10 @@ Every normalised character remembers where it came from, so a place found in the
 exact substring the citizen's transcript holds (ASR errors, traditional characters and all)."""
 
 import dataclasses
+import functools
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from functools import cache, lru_cache
 
@@ -18,6 +19,8 @@ from asr_service.hotline.config import HotlineConfig
 SENTENCE_BREAKS = "。！？!?；;\n"
 CLAUSE_BREAKS = SENTENCE_BREAKS + "，,、：: "
 COMPOUND_WINDOW = 20
+CLAUSE_LOOKAHEAD = 40
+"""How far after a cue its clause is read for "still" words (bounded: a text without commas is one clause)."""
 """Characters within which the two parts of an "A+B" cue must fall."""
 
 _CJK = re.compile(r"[\u3400-\u9fff\U00020000-\U0002ffff]")
@@ -108,30 +111,50 @@ class NormalizedText:
             return self.find(cue)
         first, second = cue.split("+", 1)
         found: list[Match] = []
+        seconds = sorted(self.find(second), key=lambda m: m.start)
+        starts = [m.start for m in seconds]
         for a in self.find(first):
-            for b in self.find(second):
-                if a.start == b.start or abs(a.start - b.start) > COMPOUND_WINDOW:
-                    continue
+            near = seconds[
+                bisect_left(starts, a.start - COMPOUND_WINDOW) : bisect_right(starts, a.start + COMPOUND_WINDOW)
+            ]
+            for b in near:
                 lo, hi = min(a.start, b.start), max(a.end, b.end)
-                if not any(char in SENTENCE_BREAKS for char in self.text[lo:hi]):
+                if a.start != b.start and self.sentence_bounds(lo) == self.sentence_bounds(hi - 1):
                     found.append(Match(cue, lo, hi, f"{a.said}+{b.said}"))
                     break
         return found
 
+    @functools.cached_property
+    def _clause_starts(self) -> list[int]:
+        return _run_starts(self.text, CLAUSE_BREAKS)
+
+    @functools.cached_property
+    def _sentences(self) -> tuple[list[int], list[int]]:
+        starts = _run_starts(self.text, SENTENCE_BREAKS)
+        ends = [0] * len(self.text)
+        end = len(self.text)
+        for index in range(len(self.text) - 1, -1, -1):
+            if self.text[index] in SENTENCE_BREAKS:
+                end = index
+            ends[index] = end
+        return starts, ends
+
     def clause_start(self, position: int) -> int:
-        for index in range(position - 1, -1, -1):
-            if self.text[index] in CLAUSE_BREAKS:
-                return index + 1
-        return 0
+        """Where the clause holding `position` starts (after the last comma, full stop... before it)."""
+        return self._clause_starts[min(position, len(self.text))]
+
+    def clause_end(self, position: int) -> int:
+        end = position
+        while end < len(self.text) and self.text[end] not in CLAUSE_BREAKS and end - position < CLAUSE_LOOKAHEAD:
+            end += 1
+        return end
 
     def sentence_bounds(self, position: int) -> tuple[int, int]:
-        start = position
-        while start > 0 and self.text[start - 1] not in SENTENCE_BREAKS:
-            start -= 1
-        end = position
-        while end < len(self.text) and self.text[end] not in SENTENCE_BREAKS:
-            end += 1
-        return start, end
+        if not self.text:
+            return 0, 0
+        position = min(position, len(self.text) - 1)
+        starts, ends = self._sentences
+        return starts[position], ends[position]
 
 
 _FUNCTION_CHARS = frozenset("是的了在不有个这那就也还都和与我你他她它们吗呢吧啊么说要会能去来到着过把被让给对从向得地"
@@ -143,6 +166,19 @@ def _sounds_like(said: str, word: str) -> bool:
     function word or a numeral (老是 is not 老师, 是火 is not 失火, 四楼 is not 石楼)."""
     differing = [a for a, b in zip(said, word, strict=True) if a != b]
     return len(word) - len(differing) >= len(word) // 2 and not any(char in _FUNCTION_CHARS for char in differing)
+
+
+def _run_starts(text: str, breaks: str) -> list[int]:
+    """For each position (and the end), where its run (clause or sentence) starts: one pass, so long texts stay
+    linear."""
+    starts: list[int] = []
+    start = 0
+    for index, char in enumerate(text):
+        starts.append(start)
+        if char in breaks:
+            start = index + 1
+    starts.append(start)
+    return starts
 
 
 def _fold_width(char: str) -> str:
@@ -215,12 +251,13 @@ def longest_first(matches: Iterable[Match], weight: dict[str, int] | None = None
     return sorted(chosen, key=lambda m: m.start)
 
 
-_TURN = re.compile(r"(坐席|话务员|接线员|客服|工作人员|市民|来电人|群众|来电者|居民)\s*[：:]")
-CITIZEN_ROLES = frozenset({"市民", "来电人", "群众", "来电者", "居民"})
+_TURN = re.compile(r"(坐席|话务员|接线员|客服|工作人员|市民|来电人|群众|来电者|居民|agent|caller|citizen)\s*[：:]")
+CITIZEN_ROLES = frozenset({"市民", "来电人", "群众", "来电者", "居民", "caller", "citizen"})
 
 
 def citizen_words(text: str) -> str:
-    """The caller's turns of a both-sides transcript (`坐席：`/`市民：` markers), joined; the text itself otherwise."""
+    """The caller's turns of a both-sides transcript (`坐席：`/`市民：` markers, or the `agent:`/`caller:` lines of a
+    split-channel transcript), joined; the text itself otherwise."""
     turns = list(_TURN.finditer(text))
     if not turns:
         return text.strip()

@@ -107,6 +107,8 @@ class JobRunner:
                 TranscriptionOptions.model_validate(job.options),
                 priority=job.priority,
                 progress=lambda fraction: progress.__setitem__(0, fraction),
+                call_id=job.id,
+                call_time=job.created_at,
             )
         )
         keeper = asyncio.create_task(self._keep_lease(job.id, work, progress))

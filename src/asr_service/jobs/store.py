@@ -105,6 +105,11 @@ class JobStore:
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         metadata.create_all(self._engine)
 
+    @property
+    def engine(self) -> Engine:
+        """Shared with the ticket history, which lives in the same database."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 
