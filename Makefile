@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl initdb=postgresql runuser=util-linux
+# COMMAND=PACKAGE pairs; a path instead of a command checks for that file (the CJK font the report's charts use).
+SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl initdb=postgresql runuser=util-linux chromium=chromium \
+	/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc=fonts-noto-cjk
 
 .PHONY: install system-packages run proxy test lint bench bench-long eval tiny-model clean
 

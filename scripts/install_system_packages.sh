@@ -7,6 +7,7 @@ for pair in "$@"; do
     command="${pair%%=*}"
     package="${pair#*=}"
     # Also where Debian keeps server binaries off PATH (PostgreSQL's initdb lives in /usr/lib/postgresql/N/bin).
+    [[ "$command" == /* ]] && { [ -e "$command" ] || missing+=("$package"); continue; }
     command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] \
         || compgen -G "/usr/lib/postgresql/*/bin/$command" >/dev/null || missing+=("$package")
 done

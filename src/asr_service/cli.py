@@ -78,7 +78,7 @@ async def _transcribe_files(settings: Settings, files: list[Path], language: str
                 failed += 1
                 line = {"file": str(file), **error_body(e.code, e.message)}
             else:
-                line = {"file": str(file), **result.model_dump()}
+                line = {"file": str(file), **result.model_dump(mode="json")}
             print(json.dumps(line, ensure_ascii=False), flush=True)
     if failed:
         print(f"{failed} of {len(files)} file(s) failed", file=sys.stderr)

@@ -72,7 +72,7 @@ async def create_job(
     await run_in_threadpool(jobs.files.write, job_id, upload.data)
     new = NewJob(
         priority=options.priority,
-        options=options.model_dump(include=set(JobOptions.model_fields) - {"priority", "callback_url"}),
+        options=options.model_dump(mode="json", include=set(JobOptions.model_fields) - {"priority", "callback_url"}),
         audio_sha256=digest,
         audio_bytes=len(upload.data),
         filename=upload.filename,

@@ -95,6 +95,8 @@ class Analyzer:
             decided_by = "rules+model"
         urgency, urgency_cues = urgency_of(said, config)
         referral, referral_cues = referral_of(said, config)
+        if referral and urgency != "高":  # a matter for 110/119/120 is a danger, whichever words said so
+            urgency, urgency_cues = "高", referral_cues
         request_type, request_cues = request_type_of(said, config, category, urgency, referral)
         place = place_of(said, config)
         if not place.location and speaker_text != text:

@@ -110,9 +110,9 @@ def _heat_table(rows: Sequence[Row]) -> str:
     return f'<table class="heat"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
 
 
-def _repeat_chains(rows: Sequence[Row], top: int = 10) -> list[list[Row]]:
-    """Chains of repeat calls (the root call first), longest first."""
-    by_id = {row.get("call_id", ""): row for row in rows if row.get("call_id")}
+def _repeat_chains(rows: Sequence[Row], earlier: Sequence[Row], top: int = 10) -> list[list[Row]]:
+    """Chains with a call in the period (the root call first, also when it came before the period), longest first."""
+    by_id = {row.get("call_id", ""): row for row in (*earlier, *rows) if row.get("call_id")}
     chains: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         earlier = [c for c in (row.get("repeat_of") or "").split(";") if c]
@@ -124,8 +124,11 @@ def _repeat_chains(rows: Sequence[Row], top: int = 10) -> list[list[Row]]:
     return sorted(chains.values(), key=len, reverse=True)[:top]
 
 
-def build_report(rows: Sequence[Row], start: datetime.date, end: datetime.date, previous: Sequence[Row]) -> str:
-    """The report's HTML for the calls of [start, end] (`previous`: the period before, for the changes)."""
+def build_report(
+    rows: Sequence[Row], start: datetime.date, end: datetime.date, previous: Sequence[Row], earlier: Sequence[Row] = ()
+) -> str:
+    """The report's HTML for the calls of [start, end] (`previous`: the period before, for the changes; `earlier`:
+    any earlier calls, where repeat chains start)."""
     use_cjk_font()
     days = [start + datetime.timedelta(days=i) for i in range((end - start).days + 1)]
     per_day = Counter(_day(row) for row in rows)
@@ -159,7 +162,7 @@ def build_report(rows: Sequence[Row], start: datetime.date, end: datetime.date, 
                 f"{r.get('call_id', '')}（{(r.get('call_time') or '')[:10]}，{r.get('urgency', '')}）" for r in chain
             ),
         )
-        for chain in _repeat_chains(rows)
+        for chain in _repeat_chains(rows, earlier)
     ]
 
     def listing(selected: Sequence[Row]) -> str:
@@ -218,5 +221,7 @@ def write_report(ledger_rows: Sequence[Row], out: Path, start: datetime.date | N
     start = start or end - datetime.timedelta(days=6)
     length = (end - start).days + 1
     previous = select_period(ledger_rows, start - datetime.timedelta(days=length), start - datetime.timedelta(days=1))
-    out.write_text(build_report(select_period(ledger_rows, start, end), start, end, previous), encoding="utf-8")
+    earlier = [row for row in ledger_rows if (day := _day(row)) is not None and day < start]
+    page = build_report(select_period(ledger_rows, start, end), start, end, previous, earlier)
+    out.write_text(page, encoding="utf-8")
     return out

@@ -6,7 +6,6 @@ import dataclasses
 from functools import cache
 
 from asr_service.hotline.config import CATEGORIES, Category, HotlineConfig, Referral, RequestType, Urgency
-from asr_service.hotline.places import known_names
 from asr_service.hotline.text import Match, NormalizedText, longest_first
 
 SUBJECT_SCORE = 3
@@ -40,13 +39,7 @@ def _keyword_owners(config: HotlineConfig) -> dict[str, list[tuple[Category, int
 
 def category_of(text: NormalizedText, config: HotlineConfig) -> CategoryDecision:
     owners = _keyword_owners(config)
-    places = [(m.start, m.end) for m in known_names(text, config) if m.said == m.word]
-    found = [
-        match
-        for word in owners
-        for match in text.find(word)
-        if match.said == match.word or not any(s < match.end and match.start < e for s, e in places)
-    ]  # a sound-alike inside a known place name is the place (于家堡 is not 家暴)
+    found = [match for word in owners for match in text.find(word)]
     chosen = longest_first(found, {word: max(w for _, w in owned) for word, owned in owners.items()})
     live = [m for m in chosen if not _negated(text, m, config)]
     if sum(max(w for _, w in owners[m.word]) for m in live) >= SUBJECT_SCORE:

@@ -77,6 +77,8 @@ class NormalizedText:
     syllables: tuple[str, ...]
     _joined: str
     _offsets: tuple[int, ...]
+    _in_place: bytes = b""
+    """1 for each character inside a known place name: a sound-alike there is the place (于家堡 is not 家暴)."""
 
     def original_span(self, start: int, end: int) -> str:
         if start >= end:
@@ -100,7 +102,7 @@ class NormalizedText:
             start = bisect_right(self._offsets, position) - 1
             end = start + len(word)
             said = self.text[start:end]
-            if start not in found and _sounds_like(said, word):
+            if start not in found and _sounds_like(said, word) and not any(self._in_place[start:end]):
                 matches.append(Match(word, start, end, said))
             position = self._joined.find(wanted, position + 1)
         return matches
@@ -162,10 +164,15 @@ _FUNCTION_CHARS = frozenset("是的了在不有个这那就也还都和与我你
 
 
 def _sounds_like(said: str, word: str) -> bool:
-    """A homophone error, not another word: at least half the characters agree, and none of the others is a
-    function word or a numeral (老是 is not 老师, 是火 is not 失火, 四楼 is not 石楼)."""
+    """A homophone error, not another word: at least half the characters agree, one of them a content word, and
+    none of the others is a function word or a numeral (老是 is not 老师, 是火 is not 失火, 四楼 is not 石楼)."""
     differing = [a for a, b in zip(said, word, strict=True) if a != b]
-    return len(word) - len(differing) >= len(word) // 2 and not any(char in _FUNCTION_CHARS for char in differing)
+    agreeing = [a for a, b in zip(said, word, strict=True) if a == b]
+    return (
+        len(agreeing) >= len(word) // 2
+        and not any(char in _FUNCTION_CHARS for char in differing)
+        and any(char not in _FUNCTION_CHARS for char in agreeing)  # 跑了 is not 泡了: only 了 agrees
+    )
 
 
 def _run_starts(text: str, breaks: str) -> list[int]:
@@ -227,6 +234,12 @@ def normalize(text: str, config: HotlineConfig) -> NormalizedText:
     for syllable in syllables:
         offsets.append(cursor)
         cursor += len(syllable) + 1
+    in_place = bytearray(len(normalized))
+    for name in _place_names(config):
+        start = normalized.find(name)
+        while start != -1:
+            in_place[start : start + len(name)] = b"\x01" * len(name)
+            start = normalized.find(name, start + 1)
     return NormalizedText(
         original=text,
         text=normalized,
@@ -234,7 +247,13 @@ def normalize(text: str, config: HotlineConfig) -> NormalizedText:
         syllables=syllables,
         _joined="|" + "|".join(syllables) + "|",
         _offsets=tuple(offsets),
+        _in_place=bytes(in_place),
     )
+
+
+@cache
+def _place_names(config: HotlineConfig) -> tuple[str, ...]:
+    return tuple({name.lower() for district, names in config.districts.items() for name in (district, *names)})
 
 
 def longest_first(matches: Iterable[Match], weight: dict[str, int] | None = None) -> list[Match]:

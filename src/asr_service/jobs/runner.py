@@ -133,7 +133,7 @@ class JobRunner:
         if error is not None:
             raise error
         result = work.result()
-        if await self._finish(job.id, "succeeded", result.model_dump(), None):
+        if await self._finish(job.id, "succeeded", result.model_dump(mode="json"), None):
             logger.info("job %s: succeeded (%.1f s audio)", job.id, result.duration)
 
     async def _finish(self, job_id: str, status: JobStatus, result: dict[str, Any] | None, error: str | None) -> bool:
