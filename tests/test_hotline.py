@@ -81,6 +81,8 @@ def test_repeat_links(results: dict[str, object]) -> None:
         ("亦庄荣华路的路灯不亮", {"district": "大兴区"}),
         ("开发区那边有个工厂晚上偷排废水", {"district": "大兴区", "category": "环境保护", "request_type": "举报"}),
         ("小区门口有个坑", {"location": "", "district": ""}),
+        ("5号楼电梯坏了", {"urgency": "低", "emergency_referral": None, "category": "住房物业"}),  # 楼电 is not 漏电
+        ("马家堡东路的红绿灯坏了", {"urgency": "低", "emergency_referral": None, "category": "交通出行"}),
         ("我在外地，老家的事想咨询一下", {"location": ""}),
     ],
 )

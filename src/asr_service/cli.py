@@ -126,10 +126,14 @@ async def _run_batch(args: argparse.Namespace, formats: list[ResponseFormat], tr
 
 def _report(args: argparse.Namespace) -> int:
     from asr_service.hotline.ledger import read_ledger
-    from asr_service.hotline.report import write_report
+    from asr_service.hotline.report import NoCjkFontError, write_report
 
-    rows = read_ledger(args.ledger)
-    path = write_report(rows, args.out, args.start, args.end)
+    try:
+        rows = read_ledger(args.ledger)
+        path = write_report(rows, args.out, args.start, args.end)
+    except (OSError, UnicodeDecodeError, NoCjkFontError) as e:
+        print(f"cannot write the report: {e}", file=sys.stderr)
+        return 1
     print(f"report for {len(rows)} ledger rows written to {path}")
     return 0
 

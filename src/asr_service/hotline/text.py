@@ -77,8 +77,9 @@ class NormalizedText:
     syllables: tuple[str, ...]
     _joined: str
     _offsets: tuple[int, ...]
-    _in_place: bytes = b""
-    """1 for each character inside a known place name: a sound-alike there is the place (于家堡 is not 家暴)."""
+    _taken: bytes = b""
+    """1 for each character inside a word of the lexicons or a known place name as written: a sound-alike there is
+    that word (楼电梯 holds 电梯, not 漏电; 于家堡 is a place, not 家暴)."""
 
     def original_span(self, start: int, end: int) -> str:
         if start >= end:
@@ -102,7 +103,7 @@ class NormalizedText:
             start = bisect_right(self._offsets, position) - 1
             end = start + len(word)
             said = self.text[start:end]
-            if start not in found and _sounds_like(said, word) and not any(self._in_place[start:end]):
+            if start not in found and _sounds_like(said, word) and not any(self._taken[start:end]):
                 matches.append(Match(word, start, end, said))
             position = self._joined.find(wanted, position + 1)
         return matches
@@ -234,11 +235,11 @@ def normalize(text: str, config: HotlineConfig) -> NormalizedText:
     for syllable in syllables:
         offsets.append(cursor)
         cursor += len(syllable) + 1
-    in_place = bytearray(len(normalized))
-    for name in _place_names(config):
+    taken = bytearray(len(normalized))
+    for name in _written_words(config):
         start = normalized.find(name)
         while start != -1:
-            in_place[start : start + len(name)] = b"\x01" * len(name)
+            taken[start : start + len(name)] = b"\x01" * len(name)
             start = normalized.find(name, start + 1)
     return NormalizedText(
         original=text,
@@ -247,13 +248,19 @@ def normalize(text: str, config: HotlineConfig) -> NormalizedText:
         syllables=syllables,
         _joined="|" + "|".join(syllables) + "|",
         _offsets=tuple(offsets),
-        _in_place=bytes(in_place),
+        _taken=bytes(taken),
     )
 
 
 @cache
-def _place_names(config: HotlineConfig) -> tuple[str, ...]:
-    return tuple({name.lower() for district, names in config.districts.items() for name in (district, *names)})
+def _written_words(config: HotlineConfig) -> tuple[str, ...]:
+    """Every word of two or more characters the lexicons and the jurisdiction table name."""
+    words = {name for district, names in config.districts.items() for name in (district, *names)}
+    words |= {word for rules in config.categories.values() for word in rules.keywords}
+    cues = [*config.urgency["高"], *config.urgency["中"], *(c for cs in config.emergency.values() for c in cs)]
+    cues += [w for ws in config.problems.values() for w in ws] + [w for ws in config.request_types.values() for w in ws]
+    words |= {part for cue in cues for part in cue.split("+")}
+    return tuple(word.lower() for word in words if len(word) >= 2)
 
 
 def longest_first(matches: Iterable[Match], weight: dict[str, int] | None = None) -> list[Match]:
