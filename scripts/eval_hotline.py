@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from hotline_heldout import HELD_OUT  # noqa: E402
 from hotline_set import CALLS  # noqa: E402
+from hotline_third import THIRD  # noqa: E402
 
 from asr_service.hotline.analysis import Analyzer  # noqa: E402
 from asr_service.hotline.evaluation import run_calls, score  # noqa: E402
@@ -34,8 +35,11 @@ def main() -> None:
     print(f"  repeat links    precision {results['repeat_precision']:.3f}  recall {results['repeat_recall']:.3f}")
     if args.errors:
         print(json.dumps(results["errors"], ensure_ascii=False, indent=1))
-    second = score(run_calls(HELD_OUT, Analyzer.load()))
-    print(f"second set ({second['calls']} calls): " + ", ".join(f"{k} {v:.3f}" for k, v in second["accuracy"].items()))
+    for name, calls in (("second", HELD_OUT), ("third", THIRD)):
+        later = score(run_calls(calls, Analyzer.load()))
+        print(
+            f"{name} set ({later['calls']} calls): " + ", ".join(f"{k} {v:.3f}" for k, v in later["accuracy"].items())
+        )
     for train, test, name in ((CALLS[::2], CALLS[1::2], "even→odd"), (CALLS[1::2], CALLS[::2], "odd→even")):
         with tempfile.TemporaryDirectory() as folder:
             model = CategoryModel.fit([c["text"] for c in train], [c["category"] for c in train])

@@ -20,6 +20,7 @@ OPERATIONS = [
     ("DELETE", "/jobs/{job_id}"),
     ("POST", "/v1/audio/transcriptions"),
     ("POST", "/redact"),
+    ("POST", "/analyze"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

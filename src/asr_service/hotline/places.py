@@ -19,7 +19,7 @@ PLACE_WORDS = (
 )
 _NAME_CHARS = r"[\u4e00-\u9fffA-Za-z0-9]"
 _STOP_CHARS = set(
-    "我你他她它们的了在住是到从去个那这就说有和跟给对把被让叫要想都也还又很太好么吗呢吧啊家边里上下前后入报"
+    "我你他她它们的了在住是到从去个那这就说有和跟给对把被让叫要想都也还又很太好么吗呢吧啊家边里上下前后入报买卖跑须必让用做看找拿送关打"
 )
 _NUMBER = "[0-9一二三四五六七八九十百零两幺]+"
 _HOUSE_PART = re.compile(
@@ -34,6 +34,9 @@ _JOINERS = set("的之")
 _STOP_WORDS = ("表扬", "投诉", "举报", "反映", "经过", "路过", "位于", "地址", "就在", "这个", "那个", "一个", "一家",
                "有个", "有家", "跳楼", "上班", "上学", "一所", "一座", "一栋")  # fmt: skip
 _SINGLE_PLACE_WORDS = frozenset("村路街巷桥站苑庄园里城寺湾府院楼座厦店馆厂")
+_GENERIC_NAMES = frozenset({"社区", "大", "小", "当地", "本地", "附近", "各", "某", "这家", "那家", "一家"})
+_NOT_PLACE_TAILS = frozenset("群家屋车网心眼手嘴话夜月梦道")
+"""A name ending so is a thing, not a place, before 里/城/... (微信群里, 心里, 夜里, 楼道里)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +59,17 @@ def _alias_owners(config: HotlineConfig) -> dict[str, str]:
     return owners
 
 
+@cache
+def _keywords(config: HotlineConfig) -> frozenset[str]:
+    return frozenset(word for rules in config.categories.values() for word in rules.keywords)
+
+
 def known_names(text: NormalizedText, config: HotlineConfig) -> list[Match]:
     owners = _alias_owners(config)
     return longest_first(match for alias in owners for match in text.find(alias))
 
 
-def _named_places(text: str) -> list[tuple[int, int]]:
+def _named_places(text: str, lexicon: frozenset[str] = frozenset()) -> list[tuple[int, int]]:
     """Name + place word (幸福路, 阳光小区): the name runs left from the place word until a word that is not a name."""
     spans = []
     for found in _PLACE_WORD.finditer(text):
@@ -74,16 +82,22 @@ def _named_places(text: str) -> list[tuple[int, int]]:
                 break
         shortest = 2 if found.group() in _SINGLE_PLACE_WORDS else 1
         name = text[start : found.start()]
-        if len(name) >= shortest and not name.isdigit():  # 986路 is a bus line
+        if (
+            len(name) >= shortest
+            and not name.isdigit()  # 986路 is a bus line
+            and name not in _GENERIC_NAMES  # 社区医院: which one?
+            and not (found.group() in _SINGLE_PLACE_WORDS and name[-1] in _NOT_PLACE_TAILS)
+            and not (name in lexicon and found.group() in ("公司", "店"))  # 燃气公司, 物业公司: a kind, not a place
+        ):
             spans.append((start, found.end()))
     return spans
 
 
-def _pieces(text: NormalizedText, names: list[Match]) -> list[tuple[int, int, bool]]:
+def _pieces(text: NormalizedText, names: list[Match], lexicon: frozenset[str]) -> list[tuple[int, int, bool]]:
     """(start, end, named): named pieces can stand alone; house numbers and positions only extend a place. A name
     + place word starts no earlier than a known name inside it (表扬朝阳医院 → 朝阳医院)."""
     pieces = [(m.start, m.end, True) for m in names]
-    for start, end in _named_places(text.text):
+    for start, end in _named_places(text.text, lexicon):
         inside = [m.start for m in names if start <= m.start < end]
         pieces.append((min(inside, default=start), end, True))
     pieces += [(m.start(), m.end(), False) for m in _HOUSE_PART.finditer(text.text)]
@@ -98,7 +112,7 @@ def _runs(text: NormalizedText, pieces: list[tuple[int, int, bool]]) -> list[tup
         if runs:
             last = runs[-1]
             gap = text.text[last[1] : start]
-            if start <= last[1] or (len(gap) == 1 and gap in _JOINERS):
+            if start <= last[1] or (len(gap) == 1 and gap in _JOINERS) or (0 < len(gap) <= 2 and not gap.strip()):
                 if named or start <= last[1] or gap:
                     last[1] = max(last[1], end)
                     last[2] += named
@@ -109,27 +123,27 @@ def _runs(text: NormalizedText, pieces: list[tuple[int, int, bool]]) -> list[tup
 
 def place_of(text: NormalizedText, config: HotlineConfig) -> Place:
     names = known_names(text, config)
-    runs = _runs(text, _pieces(text, names))
+    runs = _runs(text, _pieces(text, names, _keywords(config)))
     vague = {word.lower() for word in config.vague_places}
     alias_starts = {m.start for m in names}
     districts = {name.lower() for name in config.districts} | {
         short for name in config.districts if len(short := name.removesuffix("区").lower()) >= 2
     }
-    best = max(
+    ranked = sorted(
         runs,
         key=lambda run: (any(run[0] <= s < run[1] for s in alias_starts), run[2], run[1] - run[0]),
-        default=None,
+        reverse=True,
     )
     location = ""
     span = (0, 0)
-    if best is not None:
-        start, end, _ = best
-        while end > start and text.text[end - 1] in _JOINERS:
+    for start, end, _ in ranked:
+        while end > start and (text.text[end - 1] in _JOINERS or text.text[end - 1].isspace()):
             end -= 1
         said = text.text[start:end]
         if said not in vague and said not in districts and len(said) >= 2:  # a district alone routes, not locates
             location = text.original_span(start, end)
             span = (start, end)
+            break
     owners = _alias_owners(config)
     inside = [m for m in names if span[0] <= m.start and m.end <= span[1]]
     district = _district(inside, owners) or _district(names, owners)

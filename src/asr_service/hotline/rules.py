@@ -50,7 +50,7 @@ def category_of(text: NormalizedText, config: HotlineConfig) -> CategoryDecision
             scores[category] += weight if match.said == match.word else max(1, weight - 1)  # by sound: less sure
     subjects = {c: s for c, s in scores.items() if c not in (config.question_category, config.fallback_category)}
     best_subject = max(subjects, key=lambda c: (subjects[c], -CATEGORIES.index(c)))
-    praise = any(text.find(word) for word in config.praise_words)
+    praise = any(text.find_cue(word) for word in config.praise_words)
     if praise:
         category = config.fallback_category
     elif subjects[best_subject] >= scores[config.fallback_category] and (
@@ -80,7 +80,7 @@ def _negated(text: NormalizedText, match: Match, config: HotlineConfig) -> bool:
         if position > 0 and before[position - 1] == word[0] or before[position - 1 : position] in ("有", "是", "会"):
             continue  # 有没有, 是不是, 会不会: a question, not a denial
         return True
-    return any(word in before for word in config.hedges)
+    return before.endswith("一") or any(word in before for word in config.hedges)  # 一着火就…: if ever
 
 
 def _over(text: NormalizedText, match: Match, config: HotlineConfig) -> bool:
