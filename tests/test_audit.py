@@ -14,7 +14,9 @@ from audio_factory import clip_samples, wav_bytes
 from conftest import tiny_settings
 from processes import free_port, wait_ready
 
+from asr_service.hotline.analysis import Analyzer
 from asr_service.jobs.store import JobStore, NewJob
+from asr_service.jobs.tickets import TicketBook
 from asr_service.retention import purge_expired
 from asr_service.server import serve_in_thread
 
@@ -161,4 +163,15 @@ def test_retention_deletes_finished_jobs_and_their_results_but_not_waiting_ones(
     cutoff = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)
     assert store.purge_finished(cutoff) == 1
     assert store.get(done.id) is None and store.get(waiting.id) is not None
+    store.close()
+
+
+def test_retention_deletes_filed_tickets_of_calls_before_the_cutoff(tmp_path: Path) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    tickets = TicketBook(store.engine, Analyzer.load())
+    old = tickets.file("望京西园三区5号楼电梯坏了", "old", datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC))
+    recent = tickets.file("望京西园三区5号楼电梯又坏了", "recent", datetime.datetime(2026, 11, 20, tzinfo=datetime.UTC))
+    assert recent.repeat_of == []  # the old call is outside the 30-day window
+    assert tickets.purge_before(datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)) == 1
+    assert tickets.get(old.call_id or "") is None and tickets.get("recent") is not None
     store.close()

@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
                     settings.data_dir,
                     settings.retention_days,
                     [settings.output_dir] if settings.output_dir else [],
-                    job_service.store.purge_finished,
+                    lambda cutoff: job_service.store.purge_finished(cutoff) + tickets.purge_before(cutoff),
                 ),
                 name="asr-retention",
             )

@@ -55,13 +55,16 @@ async def sweep_forever(
     interval_seconds: float = SWEEP_INTERVAL_SECONDS,
 ) -> None:
     """Purge at once, then every `interval_seconds`, until cancelled (by the lifespan at shutdown). `purge_records`
-    deletes stored records (finished jobs with their results) that ended before the cutoff it is given."""
+    deletes stored records (finished jobs with their results, filed tickets with the caller's words) from before the
+    cutoff it is given."""
     while True:
         try:
             if purge_records is not None:
                 cutoff = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=max_age_days)
                 if removed := await asyncio.to_thread(purge_records, cutoff):
-                    logger.info("retention: deleted %d finished job(s) older than %g days", removed, max_age_days)
+                    logger.info(
+                        "retention: deleted %d record(s) (jobs, tickets) older than %g days", removed, max_age_days
+                    )
             report = await asyncio.to_thread(purge_expired, data_dir, max_age_days, None, extra_folders)
         except OSError:
             logger.exception("retention sweep of %s failed", data_dir)

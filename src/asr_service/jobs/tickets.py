@@ -90,5 +90,6 @@ class TicketBook:
         return Ticket.model_validate_json(row) if row else None
 
     def purge_before(self, cutoff: datetime.datetime) -> int:
+        """Retention: tickets of calls made before `cutoff` (they hold what citizens said)."""
         with self._engine.begin() as connection:
             return connection.execute(tickets_table.delete().where(tickets_table.c.time < cutoff)).rowcount
