@@ -37,8 +37,10 @@ SPEECH = wav_bytes(clip_samples("zh_firered_IT0011W0001.wav"))
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("POST", "/asr"), ("GET", "/docs"), ("GET", "/metrics"), ("POST", "/v1/audio/transcriptions")]
-)
+    ("method", "path"),
+    [("POST", "/asr"), ("GET", "/docs"), ("GET", "/metrics"), ("POST", "/v1/audio/transcriptions"), ("GET", "/"),
+     ("GET", "/static/console.js"), ("GET", "/jobs"), ("POST", "/corrections")],
+)  # fmt: skip
 async def test_no_credentials_get_401(proxy: httpx.AsyncClient, method: str, path: str) -> None:
     response = await proxy.request(method, path)
     assert response.status_code == 401
@@ -85,6 +87,19 @@ async def test_flooding_gets_429_with_json(proxy_url: str) -> None:
     assert len(limited) >= 30, statuses
     assert limited[0].json()["error"]["code"] == "rate_limited"
     assert limited[0].headers["retry-after"] == "1"
+
+
+async def test_the_web_console_and_its_polling_are_not_throttled(proxy_url: str) -> None:
+    """A room of call-takers behind one address: the page, its files and its reads of /jobs pass at a burst that
+    would throttle uploads."""
+    async with httpx.AsyncClient(base_url=proxy_url, auth=("bob", "other-pw"), timeout=60) as client:
+        pages = await asyncio.gather(
+            *(client.get(path) for path in ["/", "/static/console.js", "/static/console.css"] * 40)
+        )
+        reads = await asyncio.gather(*(client.get("/jobs?limit=5") for _ in range(60)))
+    assert [r.status_code for r in pages] == [200] * 120
+    assert [r.status_code for r in reads] == [200] * 60
+    assert "12345 热线语音转写" in pages[0].text
 
 
 def test_body_limit_matches_the_service_setting() -> None:

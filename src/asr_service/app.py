@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from asr_service.api import analyze, asr, health, jobs, metrics, openai, redact
+from asr_service.api import analyze, asr, corrections, health, jobs, metrics, openai, redact
 from asr_service.api.metrics import AccessMiddleware
 from asr_service.audio.vad import SileroModel
 from asr_service.audit import AuditLog
@@ -25,6 +25,7 @@ from asr_service.errors import install_error_handlers
 from asr_service.hotline.analysis import Analyzer
 from asr_service.jobs.audio_files import AudioFiles
 from asr_service.jobs.callbacks import CallbackSender
+from asr_service.jobs.corrections import CorrectionBook
 from asr_service.jobs.runner import JobRunner
 from asr_service.jobs.schemas import job_view
 from asr_service.jobs.service import Jobs
@@ -35,6 +36,7 @@ from asr_service.output_folder import OutputFolder
 from asr_service.retention import sweep_forever
 from asr_service.schemas import TranscriptionResponse
 from asr_service.transcription import Transcriber, vad_params
+from asr_service.web import install_web_console
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
         keep_audio=settings.keep_audio,
         on_end=job_ended,
     )
-    return Jobs(store, files, runner, callbacks)
+    return Jobs(store, files, runner, callbacks, CorrectionBook(store.engine))
 
 
 def open_ticket_book(settings: Settings, store: JobStore) -> TicketBook:
@@ -142,7 +144,11 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
                     settings.data_dir,
                     settings.retention_days,
                     [settings.output_dir] if settings.output_dir else [],
-                    lambda cutoff: job_service.store.purge_finished(cutoff) + tickets.purge_before(cutoff),
+                    lambda cutoff: (
+                        job_service.store.purge_finished(cutoff)
+                        + tickets.purge_before(cutoff)
+                        + job_service.corrections.purge_before(cutoff)
+                    ),
                 ),
                 name="asr-retention",
             )
@@ -189,8 +195,9 @@ def create_app(settings: Settings | None = None, engine: AsrEngine | None = None
         redoc_url=None,
     )
     install_offline_docs(app)
+    install_web_console(app)
     install_error_handlers(app)
     app.add_middleware(AccessMiddleware)
-    for module in (asr, jobs, analyze, openai, redact, health, metrics):
+    for module in (asr, jobs, corrections, analyze, openai, redact, health, metrics):
         app.include_router(module.router)
     return app

@@ -89,6 +89,8 @@ class Segment(BaseModel):
     speaker: str | None = Field(default=None, description="Role of that channel, e.g. `agent`, `caller` (split mode).")
     needs_review: bool = Field(default=False, description="Low confidence or a removed decoding loop: check by ear.")
     loop_removed: bool = Field(default=False, description="The model repeated itself; the repeats were cut.")
+    original_text: str | None = Field(default=None, description="When a supervisor corrected `text`: the model's.")
+    corrected_by: str | None = Field(default=None, description="Who corrected `text` (nginx's basic-auth user).")
 
 
 class Timing(BaseModel):

@@ -6,6 +6,8 @@ pause mark where the speaker paused, so English does not read as a run-on ("…A
 """
 
 import re
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 _CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _CHINESE_PUNCTUATION = "，。？！：；、"
@@ -50,3 +52,21 @@ def _separator(before: str, after: str) -> str:
     if before in _SENTENCE_END or before in ",;:" or not after.isupper():
         return " "
     return ". "
+
+
+class _Turn(Protocol):
+    text: str
+    speaker: str | None
+
+
+def transcript_text(segments: Sequence[_Turn], mode: Literal["mix", "split"]) -> str:
+    """Mixed: one running text. Split: one line per turn, prefixed with the speaker's role."""
+    if mode == "mix":
+        return join_texts([s.text for s in segments])
+    turns: list[tuple[str | None, list[str]]] = []
+    for segment in segments:
+        if turns and turns[-1][0] == segment.speaker:
+            turns[-1][1].append(segment.text)
+        else:
+            turns.append((segment.speaker, [segment.text]))
+    return "\n".join(f"{speaker}: {join_texts(texts)}" for speaker, texts in turns)

@@ -27,7 +27,7 @@ from asr_service.metrics import ServiceMetrics
 from asr_service.quality import remove_loops
 from asr_service.redaction import redact_texts
 from asr_service.schemas import Segment, Timing, TranscriptionOptions, TranscriptionResponse
-from asr_service.text import join_texts, tidy_text
+from asr_service.text import tidy_text, transcript_text
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class Transcriber:
         )
         return TranscriptionResponse(
             id=request_id,
-            text=_transcript_text(segments, mode),
+            text=transcript_text(segments, mode),
             language=language or _dominant_language(segments),
             duration=round(audio.duration, 3),
             confidence=_weighted_confidence(segments),
@@ -332,19 +332,6 @@ def _timeout(seconds: float) -> RequestTimeoutError:
 
 def _ms_since(mark: float) -> float:
     return round((time.perf_counter() - mark) * 1000, 1)
-
-
-def _transcript_text(segments: list[Segment], mode: Literal["mix", "split"]) -> str:
-    """Mixed: one running text. Split: one line per turn, prefixed with the speaker's role."""
-    if mode == "mix":
-        return join_texts([s.text for s in segments])
-    turns: list[tuple[str | None, list[str]]] = []
-    for segment in segments:
-        if turns and turns[-1][0] == segment.speaker:
-            turns[-1][1].append(segment.text)
-        else:
-            turns.append((segment.speaker, [segment.text]))
-    return "\n".join(f"{speaker}: {join_texts(texts)}" for speaker, texts in turns)
 
 
 def _weighted_confidence(segments: list[Segment]) -> float | None:

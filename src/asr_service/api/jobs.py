@@ -5,10 +5,11 @@ id the job cannot be lost: a crash or restart resumes it.
 """
 
 import hashlib
+from pathlib import PurePath
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from asr_service.api.upload import AUDIO_ERROR_RESPONSES, multipart_schema, read_audio_upload
@@ -17,6 +18,7 @@ from asr_service.deps import JobsDep, SettingsDep
 from asr_service.errors import AsrError, InvalidParameterError, NotFoundError
 from asr_service.formats import render_transcript
 from asr_service.jobs.callbacks import check_callback_url
+from asr_service.jobs.corrections import apply_corrections
 from asr_service.jobs.schemas import JobCreated, JobJsonRequest, JobList, JobOptions, JobView, ResultFormat, job_view
 from asr_service.jobs.store import JobRecord, JobStatus, NewJob, new_job_id
 from asr_service.schemas import EXAMPLE_AUDIO, ErrorResponse, TranscriptionResponse
@@ -29,6 +31,21 @@ NOT_FOUND = {404: {"model": ErrorResponse, "description": "not_found: no such jo
 class JobNotFinishedError(AsrError):
     status = 409
     code = "job_not_finished"
+
+
+class AudioGoneError(AsrError):
+    status = 410
+    code = "audio_gone"
+
+
+AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".flac": "audio/flac", ".ogg": "audio/ogg",
+               ".oga": "audio/ogg", ".opus": "audio/ogg", ".webm": "audio/webm", ".m4a": "audio/mp4",
+               ".mp4": "audio/mp4", ".aac": "audio/aac", ".amr": "audio/amr", ".3gp": "audio/3gpp"}  # fmt: skip
+
+
+def audio_media_type(filename: str | None) -> str:
+    suffix = PurePath(filename or "").suffix.lower()
+    return AUDIO_TYPES.get(suffix, "application/octet-stream")
 
 
 @router.post(
@@ -102,12 +119,16 @@ async def list_jobs(
     records = await run_in_threadpool(jobs.store.page, status, limit + 1, int(cursor) if cursor else None)
     page = records[:limit]
     next_cursor = str(page[-1].seq) if len(records) > limit else None
-    return JobList(jobs=[job_view(r, with_result=False) for r in page], next_cursor=next_cursor)
+    corrections = await run_in_threadpool(jobs.corrections.for_jobs, [r.id for r in page])
+    views = [job_view(r, with_result=False, corrections=corrections.get(r.id, ())) for r in page]
+    return JobList(jobs=views, next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobView, summary="A job's status, progress and result", responses=NOT_FOUND)
 async def get_job(job_id: str, jobs: JobsDep) -> JobView:
-    return job_view(await _find(jobs, job_id), with_result=True)
+    record = await _find(jobs, job_id)
+    corrections = await run_in_threadpool(jobs.corrections.find, job_id)
+    return job_view(record, with_result=True, corrections=corrections)
 
 
 @router.get(
@@ -124,7 +145,30 @@ async def get_result(job_id: str, jobs: JobsDep, response_format: ResultFormat =
     if record.status != "succeeded" or record.result is None:
         detail = f": {record.error}" if record.error else ""
         raise JobNotFinishedError(f"the job is {record.status}{detail}")
-    return render_transcript(TranscriptionResponse.model_validate(record.result), response_format)
+    corrections = await run_in_threadpool(jobs.corrections.find, job_id)
+    result = apply_corrections(TranscriptionResponse.model_validate(record.result), corrections)
+    return render_transcript(result, response_format)
+
+
+@router.get(
+    "/{job_id}/audio",
+    summary="A job's stored recording (byte ranges supported, for seeking)",
+    description="Kept after the job ends only when it was queued with `keep_audio=true` (the web console does) or "
+    "the server keeps all audio (ASR_KEEP_AUDIO).",
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"audio/*": {}}},
+        206: {"description": "the requested byte range"},
+        410: {"model": ErrorResponse, "description": "audio_gone: the recording was not kept"},
+        416: {"description": "the byte range is outside the file"},
+    },
+)
+async def get_audio(job_id: str, jobs: JobsDep) -> Response:
+    record = await _find(jobs, job_id)
+    path = jobs.files.path(record.id)
+    if not await run_in_threadpool(path.is_file):
+        raise AudioGoneError("the recording of this job was not kept")
+    return FileResponse(path, media_type=audio_media_type(record.filename), content_disposition_type="inline")
 
 
 @router.delete(
@@ -142,6 +186,7 @@ async def delete_job(job_id: str, jobs: JobsDep) -> Response:
         return JSONResponse(job_view(cancelled, with_result=False).model_dump(mode="json"))
     await run_in_threadpool(jobs.store.delete, job_id)
     await run_in_threadpool(jobs.files.delete, job_id)
+    await run_in_threadpool(jobs.corrections.delete_job, job_id)
     return Response(status_code=204)
 
 

@@ -20,7 +20,7 @@ access_log = logging.getLogger("asr_service.access")
 COUNTED_ROUTES = frozenset(
     {"/asr", "/jobs", "/v1/audio/transcriptions", "/redact", "/analyze", "/healthz", "/readyz", "/metrics"}
 )
-AUDITED_ROUTES = frozenset({"/asr", "/jobs", "/v1/audio/transcriptions", "/redact", "/analyze"})
+AUDITED_ROUTES = frozenset({"/asr", "/jobs", "/v1/audio/transcriptions", "/redact", "/analyze", "/corrections"})
 REQUEST_ID_HEADER = b"x-request-id"
 """nginx's $request_id when it proxies (so its log and ours correlate), else one made here; sent back to the client."""
 

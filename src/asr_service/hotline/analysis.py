@@ -44,6 +44,7 @@ class Ticket(BaseModel):
     needs_review: bool = Field(description="The rules were unsure: a supervisor should check the category.")
     review_reasons: list[str] = Field(default_factory=list)
     decided_by: str = Field(default="rules", description="`rules`, or `rules+model` with a trained classifier.")
+    corrected_by: str | None = Field(default=None, description="Who corrected category, urgency or department.")
 
     def as_past_call(self) -> PastCall | None:
         if self.call_id is None or self.time is None:

@@ -128,19 +128,23 @@ class JobRunner:
             await asyncio.sleep(self._poll)
             return
         if isinstance(error, AsrError):
-            await self._finish(job.id, "failed", None, _error(error.code, error.message))
+            await self._finish(job.id, "failed", None, _error(error.code, error.message), _keeps(job))
             return
         if error is not None:
             raise error
         result = work.result()
-        if await self._finish(job.id, "succeeded", result.model_dump(mode="json"), None):
+        if await self._finish(job.id, "succeeded", result.model_dump(mode="json"), None, _keeps(job)):
             logger.info("job %s: succeeded (%.1f s audio)", job.id, result.duration)
 
-    async def _finish(self, job_id: str, status: JobStatus, result: dict[str, Any] | None, error: str | None) -> bool:
-        """Record the outcome (if this replica still owns the job), drop the upload, and tell the end hook."""
+    async def _finish(
+        self, job_id: str, status: JobStatus, result: dict[str, Any] | None, error: str | None, keep: bool = False
+    ) -> bool:
+        """Record the outcome (if this replica still owns the job), drop the upload unless the job asked to keep it
+        (the web console plays it back), and tell the end hook."""
         if not await asyncio.to_thread(self._store.finish, job_id, self.owner, status, result, error):
             return False
-        await self._discard_audio(job_id)
+        if not keep:
+            await self._discard_audio(job_id)
         if self._on_end is not None:
             record = await asyncio.to_thread(self._store.get, job_id)
             if record is not None:
@@ -159,6 +163,10 @@ class JobRunner:
     async def _discard_audio(self, job_id: str) -> None:
         if not self._keep_audio:
             await asyncio.to_thread(self._files.delete, job_id)
+
+
+def _keeps(job: JobRecord) -> bool:
+    return bool(job.options.get("keep_audio"))
 
 
 def _error(code: str, message: str) -> str:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from asr_service.jobs.audio_files import AudioFiles
 from asr_service.jobs.callbacks import CallbackSender
+from asr_service.jobs.corrections import CorrectionBook
 from asr_service.jobs.runner import JobRunner
 from asr_service.jobs.store import JobStore
 
@@ -15,3 +16,4 @@ class Jobs:
     runner: JobRunner
     callbacks: CallbackSender | None
     """None while callbacks are off (no allowed hosts)."""
+    corrections: CorrectionBook
