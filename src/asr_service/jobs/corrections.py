@@ -92,7 +92,7 @@ class CorrectionBook:
             query = query.where(corrections_table.c.created_at > since)
         with self._engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
-        return [Correction(**{**row, "created_at": as_aware(row["created_at"])}) for row in rows]
+        return [_correction(row) for row in rows]
 
     def for_jobs(self, job_ids: Sequence[str]) -> dict[str, list[Correction]]:
         """The corrections of several jobs in one query (a page of the job list)."""
@@ -103,7 +103,7 @@ class CorrectionBook:
             rows = connection.execute(query.order_by(corrections_table.c.id)).mappings().all()
         found: dict[str, list[Correction]] = {}
         for row in rows:
-            found.setdefault(row["job_id"], []).append(Correction(**{**row, "created_at": as_aware(row["created_at"])}))
+            found.setdefault(row["job_id"], []).append(_correction(row))
         return found
 
     def delete_job(self, job_id: str) -> None:
@@ -115,6 +115,10 @@ class CorrectionBook:
             return connection.execute(
                 corrections_table.delete().where(corrections_table.c.created_at < cutoff)
             ).rowcount
+
+
+def _correction(row: sa.RowMapping) -> Correction:
+    return Correction(**{**row, "created_at": as_aware(row["created_at"])})
 
 
 def apply_corrections(result: TranscriptionResponse, corrections: Sequence[Correction]) -> TranscriptionResponse:
