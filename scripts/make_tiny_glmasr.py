@@ -1,4 +1,5 @@
-"""Build a tiny GLM-ASR checkpoint offline: `python scripts/make_tiny_glmasr.py OUT_DIR`.
+"""Build a tiny GLM-ASR checkpoint offline: `python scripts/make_tiny_glmasr.py OUT_DIR` (`--full-size`: the real
+model's dimensions, for GPU tests and `scripts/bench_gpu.py`).
 
 Random weights, a byte-level BPE tokenizer trained here with `tokenizers` on the real special tokens, the real chat
 template and `WhisperFeatureExtractor(feature_size=128)`, all saved with `save_pretrained`, so the service loads it
@@ -139,19 +140,50 @@ def build_model(tokenizer: PreTrainedTokenizerFast) -> GlmAsrForConditionalGener
 def make_tiny_glmasr(out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
-    processor = GlmAsrProcessor(
+    build_processor(tokenizer).save_pretrained(out_dir)
+    build_model(tokenizer).save_pretrained(out_dir)
+    return out_dir
+
+
+def build_processor(tokenizer: PreTrainedTokenizerFast) -> GlmAsrProcessor:
+    """The real chat template and feature extractor around the tiny tokenizer."""
+    return GlmAsrProcessor(
         feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
-    processor.save_pretrained(out_dir)
-    build_model(tokenizer).save_pretrained(out_dir)
+
+
+def make_full_size_glmasr(out_dir: Path, dtype: torch.dtype = torch.float16, device: str = "cpu") -> Path:
+    """`GlmAsrConfig()` defaults (GLM-ASR-Nano-2512's dimensions, 2.3B parameters) with random weights and the tiny
+    tokenizer's special-token ids. Random weights decode arbitrary lengths, so the saved generation config
+    suppresses the end tokens: every segment then emits exactly its token budget, and timings are comparable."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    end_ids = [tokenizer.convert_tokens_to_ids(token) for token in END_TOKENS]
+    config = GlmAsrConfig(
+        text_config={"eos_token_id": end_ids}, audio_token_id=tokenizer.convert_tokens_to_ids("<|pad|>")
+    )
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = GlmAsrForConditionalGeneration._from_config(config, dtype=dtype)
+    model.generation_config = GenerationConfig(
+        eos_token_id=end_ids, pad_token_id=tokenizer.pad_token_id, do_sample=False, suppress_tokens=end_ids
+    )
+    model.save_pretrained(out_dir)
+    build_processor(tokenizer).save_pretrained(out_dir)
     return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--full-size", action="store_true", help="the real model's dimensions, random weights")
+    parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     args = parser.parse_args(argv)
-    print(make_tiny_glmasr(args.out_dir))
+    if args.full_size:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        print(make_full_size_glmasr(args.out_dir, getattr(torch, args.dtype), device))
+    else:
+        print(make_tiny_glmasr(args.out_dir))
     return 0
 
 

@@ -50,6 +50,7 @@ def batch_policy(settings: Settings, profile: EngineProfile) -> BatchPolicy:
         engine_timeout_seconds=settings.engine_timeout_seconds,
         oom_cooldown_seconds=settings.oom_cooldown_seconds,
         max_queue_wait_seconds=settings.max_queue_wait_seconds,
+        length_window_batches=settings.length_window_batches,
     )
 
 

@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     """GLM-ASR weights' dtype. `auto`: float16 on CUDA (the model's design), float32 on CPU (exact, and CPUs
     have the memory)."""
 
+    glm_encoder_window: Literal["full", "trim"] = "full"
+    """GLM-ASR's encoder window: `full` pads every segment to 30 s as the model was trained; `trim` pads a batch
+    to its longest segment only (less encoder work; results can differ, see the README's GPU section)."""
+
+    glm_features_on_device: bool = False
+    """Compute GLM-ASR's log-mel features on the GPU rather than the CPU."""
+
+    glm_compile: bool = False
+    """GLM-ASR decodes with a static KV cache and a compiled step (CUDA graphs; CUDA only). Start-up compiles one
+    graph per batch size before /readyz turns ready (see the README's GPU section for the cost and the gain)."""
+
     cache_dir: Path = Path.home() / ".cache" / "asr_service"
     """Where the embedded whisper-base model is reassembled once from its PyPI packages."""
 
@@ -115,6 +126,12 @@ class Settings(BaseSettings):
 
     max_wait_ms: float = Field(default=10, ge=0)
     """Longest the first segment of a batch waits for batch-mates."""
+
+    length_window_batches: int = Field(default=4, ge=1, le=16)
+    """When at least this many batches' worth of segments are waiting, the worker takes them together (in the
+    queue's fair order), sorts them by length and runs them shortest first, so batch-mates are of similar length
+    and a batch's decoding is not held up by one long row (fewer steps; see the README's GPU section). A segment
+    waits at most this many batches longer; 1 turns it off. A lightly loaded service never waits for it."""
 
     queue_size: int = Field(default=2048, ge=1)
     """Segments waiting for the model above which new requests get 503 `overloaded`. A request that is admitted

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from asr_service.audio import SAMPLE_RATE
 from asr_service.errors import AudioDecodeError, AudioTooLongError, EmptyAudioError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-"""Every model here takes 16 kHz audio."""
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?);base64,", re.IGNORECASE)
 

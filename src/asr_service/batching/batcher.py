@@ -37,6 +37,8 @@ class BatchPolicy:
     """After running out of GPU memory, the lowered batch ceiling doubles back once per this many seconds."""
     max_queue_wait_seconds: float = 60
     """A new request is refused (503 with Retry-After) when its estimated wait for the model is longer."""
+    length_window_batches: int = 1
+    """With this many batches' worth waiting, take them together and run them sorted by length (1: off)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Batcher:
         self._policy = policy
         self._metrics = metrics
         self._queue: PriorityFairQueue[_Item] = PriorityFairQueue()
+        self._sorted_batches: list[list[_Item]] = []
+        """Batches taken from the queue together and sorted by length, run before the queue is read again."""
         self._task: asyncio.Task[None] | None = None
         self._batch_counter = 0
         self._ceiling = policy.max_batch_size
@@ -122,7 +126,7 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + sum(len(batch) for batch in self._sorted_batches)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="asr-batch-worker")
@@ -131,7 +135,9 @@ class Batcher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for item in self._queue.drain():
+        waiting = self._queue.drain() + [item for batch in self._sorted_batches for item in batch]
+        self._sorted_batches.clear()
+        for item in waiting:
             if not item.future.done():
                 item.future.set_exception(NotReadyError("the service is shutting down"))
 
@@ -231,6 +237,20 @@ class Batcher:
                         item.future.set_exception(InferenceError("transcription failed"))
 
     async def _collect_batch(self) -> list[_Item]:
+        if self._sorted_batches:
+            return self._sorted_batches.pop(0)
+        batch = await self._collect_fair_batch()
+        ceiling, window = len(batch), self._policy.length_window_batches
+        if window > 1 and ceiling == self.batch_ceiling and len(self._queue) >= (window - 1) * ceiling:
+            # Busy: the next batches are already waiting. Taken together in fair order and sorted by length,
+            # each batch's rows end at about the same step, so no batch decodes for its one long segment.
+            taken = batch + [self._dequeued(item) for item in self._queue.take((window - 1) * ceiling)]
+            taken.sort(key=lambda item: item.chunk.duration)
+            batches = [taken[i : i + ceiling] for i in range(0, len(taken), ceiling)]
+            batch, self._sorted_batches = batches[0], batches[1:]
+        return batch
+
+    async def _collect_fair_batch(self) -> list[_Item]:
         batch = [self._dequeued(await self._queue.get())]
         deadline = time.perf_counter() + self._policy.max_wait_ms / 1000
         ceiling = self.batch_ceiling

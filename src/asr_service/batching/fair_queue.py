@@ -27,6 +27,13 @@ class _AwaitableQueue(Generic[T]):
     async def wait_not_empty(self) -> None:
         await self._not_empty.wait()
 
+    def take(self, count: int) -> list[T]:
+        """Up to `count` items, in the order `get_nowait()` gives them."""
+        items = []
+        while len(items) < count and (item := self.get_nowait()) is not None:
+            items.append(item)
+        return items
+
 
 class FairQueue(_AwaitableQueue[T]):
     def __init__(self) -> None:

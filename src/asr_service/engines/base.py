@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from asr_service.audio.decode import SAMPLE_RATE
+from asr_service.audio import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,25 @@
 """GLM-ASR-Nano-2512 through transformers: padded batch -> greedy generate -> text and token-probability confidence."""
 
+import copy
 import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
-from transformers import AutoProcessor, GenerationConfig, GlmAsrForConditionalGeneration, StoppingCriteria
+from transformers import (
+    AutoProcessor,
+    CompileConfig,
+    GenerationConfig,
+    GlmAsrForConditionalGeneration,
+    LogitsProcessor,
+    StoppingCriteria,
+)
 
-from asr_service.audio.decode import SAMPLE_RATE
+from asr_service.audio import SAMPLE_RATE
 from asr_service.engines.base import Chunk, ChunkResult, EngineProfile, TokenBudget
 
 logger = logging.getLogger(__name__)
@@ -34,18 +47,104 @@ class _PerRowTokenBudget(StoppingCriteria):
         return (self._budgets.to(input_ids.device) <= generated).to(torch.bool)
 
 
+class _ChosenTokenLogProbs(LogitsProcessor):
+    """Records, per step, the log-probability of the token greedy decoding picks (the highest score), as a
+    (batch,) tensor on the device: two reductions instead of keeping every step's full-vocabulary logits.
+    Must be the last processor, so that the highest score it sees is the one picked."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+        self.first_step_at: float | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.first_step_at is None:
+            self.first_step_at = time.perf_counter()
+        self.steps.append(scores.max(dim=-1).values - torch.logsumexp(scores, dim=-1))
+        return scores
+
+
+@dataclass(frozen=True)
+class GlmAsrOptions:
+    """How the model path runs; each choice is measured in `scripts/bench_gpu.py` (README, "GPU throughput")."""
+
+    encoder_window: Literal["full", "trim"] = "full"
+    """`full` pads every segment to the encoder's 30-second window, as the processor and the model's training do;
+    `trim` pads a batch only to its longest segment (rounded to 80 ms), which halves the encoder's work on
+    15-second segments but changes what the encoder attends to (no padding frames), so results can differ."""
+    features_on_device: bool = False
+    """Compute log-mel features on the model's device (torch STFT) rather than on the CPU."""
+    compile: bool = False
+    """Decode with a static KV cache and a `torch.compile`d step (CUDA graphs): one compilation per batch size,
+    at start-up when `warm_up` is called, then far fewer kernel launches per token."""
+    max_cache_tokens: int = 1024
+    """Static cache length (prompt + generated tokens); a batch that needs more runs without compilation."""
+
+
 GLM_ASR_PROFILE = EngineProfile(max_segment_seconds=15.0, merge_gap_seconds=0.6, speech_pad_ms=400, max_batch_size=8)
 """GLM-ASR degrades on long segments (its authors' advice); batches of 8 fill a GPU without padding waste."""
+
+
+_WINDOW_SECONDS = 30.0
+"""The encoder's window: the feature extractor pads every segment to it."""
+_TRIM_MULTIPLE = 1280
+"""Samples (80 ms) a trimmed window is a multiple of: 8 mel frames, which the encoder's stride-2 convolution and
+4-frame merge turn into whole audio tokens."""
+
+
+class _EncoderTimer:
+    """Times the audio encoder inside `generate` (forward hooks with device synchronisation), for benchmarks."""
+
+    def __init__(self, model: GlmAsrForConditionalGeneration, enabled: bool) -> None:
+        self._tower = model.model.audio_tower
+        self._enabled = enabled
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._started = 0.0
+        self.total = 0.0
+
+    def __enter__(self) -> "_EncoderTimer":
+        if self._enabled:
+            self._handles = [
+                self._tower.register_forward_pre_hook(lambda *_: self._start()),
+                self._tower.register_forward_hook(lambda *_: self._stop()),
+            ]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def _sync(self) -> None:
+        if torch.cuda.is_available() and self._tower.conv1.weight.is_cuda:
+            torch.cuda.synchronize()
+
+    def _start(self) -> None:
+        self._sync()
+        self._started = time.perf_counter()
+
+    def _stop(self) -> None:
+        self._sync()
+        self.total += time.perf_counter() - self._started
 
 
 class GlmAsrEngine:
     profile = GLM_ASR_PROFILE
 
-    def __init__(self, model_id: str | Path, device: str, dtype: torch.dtype, budget: TokenBudget) -> None:
+    def __init__(
+        self,
+        model_id: str | Path,
+        device: str,
+        dtype: torch.dtype,
+        budget: TokenBudget,
+        options: GlmAsrOptions = GlmAsrOptions(),
+    ) -> None:
         self.model_name = str(model_id)
         self._device = torch.device(device)
         self._dtype = dtype
         self._budget = budget
+        self.options = options
+        self.stage_seconds: dict[str, float] | None = None
+        """Set to a dict to have each call add its seconds per stage (features, encoder, prefill, decode) to it;
+        the stages are then timed with device synchronisation, so only benchmarks do it."""
         self._processor = AutoProcessor.from_pretrained(model_id)
         self._model = GlmAsrForConditionalGeneration.from_pretrained(model_id, dtype=dtype).to(self._device).eval()
         tokenizer = self._processor.tokenizer
@@ -55,50 +154,90 @@ class GlmAsrEngine:
         logger.info("GLM-ASR loaded: %s on %s (%s)", self.model_name, self._device, dtype)
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
-        audios = [chunk.audio for chunk in chunks]
-        prompts = self._processor.apply_transcription_request(
-            audio=audios, prompt=[instruction_for(chunk) for chunk in chunks], tokenize=False
-        )
-        inputs = self._processor(text=prompts, audio=audios, sampling_rate=SAMPLE_RATE)
-        inputs = inputs.to(self._device)
-        inputs["input_features"] = inputs["input_features"].to(self._dtype)
+        started = self._mark()
+        inputs = self._inputs(chunks)
+        features_done = self._mark()
         prompt_length = inputs["input_ids"].shape[1]
         budgets = torch.tensor([self._budget.for_duration(chunk.duration) for chunk in chunks])
-        config = GenerationConfig(
-            do_sample=False,
-            num_beams=1,
-            max_new_tokens=int(budgets.max()),
-            eos_token_id=self._eos_ids,
-            pad_token_id=self._pad_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
+        confidence = _ChosenTokenLogProbs()
+        encoder_seconds = _EncoderTimer(self._model, enabled=self.stage_seconds is not None)
         try:
-            with torch.inference_mode():
-                out = self._model.generate(
+            with torch.inference_mode(), encoder_seconds:
+                sequences = self._model.generate(
                     **inputs,
-                    generation_config=config,
+                    generation_config=self._generation_config(prompt_length + int(budgets.max()), budgets),
+                    logits_processor=[confidence],
                     stopping_criteria=[_PerRowTokenBudget(prompt_length, budgets)],
                 )
         except torch.cuda.OutOfMemoryError:
             del inputs
             torch.cuda.empty_cache()  # give the cached blocks back before the worker retries with half the batch
             raise
-        tokens = out.sequences[:, prompt_length:].cpu()
-        token_logprobs = (
-            torch.stack(
-                [
-                    torch.log_softmax(step_logits.float(), dim=-1).gather(
-                        1, tokens[:, t : t + 1].to(step_logits.device)
-                    )
-                    for t, step_logits in enumerate(out.logits)
-                ],
-                dim=1,
-            )
-            .squeeze(-1)
-            .cpu()
-        )
+        tokens = sequences[:, prompt_length:].cpu()
+        token_logprobs = torch.stack(confidence.steps, dim=1).float().cpu()
+        if self.stage_seconds is not None:
+            ended = self._mark()
+            first = confidence.first_step_at or ended
+            for stage, seconds in (
+                ("features", features_done - started),
+                ("encoder", encoder_seconds.total),
+                ("prefill", first - features_done - encoder_seconds.total),
+                ("decode", ended - first),
+            ):
+                self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
         return [self._result(tokens[i], token_logprobs[i], int(budgets[i])) for i in range(len(chunks))]
+
+    def warm_up(self, batch_sizes: Iterable[int]) -> None:
+        """Run one batch of each size, so compilation (one graph per batch size) and CUDA's lazy set-up happen
+        before the service says it is ready, not on a caller's request."""
+        silence = Chunk(np.zeros(SAMPLE_RATE, dtype=np.float32))
+        for size in batch_sizes:
+            self.transcribe_batch([silence] * size)
+
+    def _inputs(self, chunks: list[Chunk]) -> dict[str, torch.Tensor]:
+        audios = [chunk.audio for chunk in chunks]
+        prompts = self._processor.apply_transcription_request(
+            audio=audios, prompt=[instruction_for(chunk) for chunk in chunks], tokenize=False
+        )
+        audio_kwargs: dict[str, object] = {}
+        if self.options.encoder_window == "trim" and max(chunk.duration for chunk in chunks) <= _WINDOW_SECONDS:
+            audio_kwargs |= {"padding": "longest", "pad_to_multiple_of": _TRIM_MULTIPLE}
+        if self.options.features_on_device:
+            audio_kwargs["device"] = str(self._device)
+        inputs = self._processor(text=prompts, audio=audios, sampling_rate=SAMPLE_RATE, audio_kwargs=audio_kwargs).to(
+            self._device
+        )
+        inputs["input_features"] = inputs["input_features"].to(self._dtype)
+        return inputs
+
+    def _generation_config(self, total_tokens: int, budgets: torch.Tensor) -> GenerationConfig:
+        """The checkpoint's own generation settings, made greedy, with our budget and end tokens."""
+        config = copy.deepcopy(self._model.generation_config)
+        config.update(
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=int(budgets.max()),
+            min_new_tokens=None,
+            eos_token_id=self._eos_ids,
+            pad_token_id=self._pad_id,
+            return_dict_in_generate=False,
+            output_logits=False,
+            output_scores=False,
+        )
+        if self.options.compile and self._device.type == "cuda" and total_tokens <= self.options.max_cache_tokens:
+            config.update(
+                cache_implementation="static",
+                max_cache_len=self.options.max_cache_tokens,
+                compile_config=CompileConfig(fullgraph=False, dynamic=False, mode="reduce-overhead"),
+            )
+        else:
+            config.update(cache_implementation=None, disable_compile=True)
+        return config
+
+    def _mark(self) -> float:
+        if self.stage_seconds is not None and self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+        return time.perf_counter()
 
     def _result(self, tokens: torch.Tensor, logprobs: torch.Tensor, budget: int) -> ChunkResult:
         tokens, logprobs = tokens[:budget], logprobs[:budget]

@@ -10,8 +10,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 
 from asr_service.config import EMBEDDED_MODEL, GLM_ASR_MODEL, Settings
 from asr_service.engines.base import AsrEngine, TokenBudget
-from asr_service.engines.glm_asr import GlmAsrEngine
-from asr_service.engines.whisper_ct2 import EMBEDDED_MODEL_NAME, WhisperEngine, assemble_embedded_model
+from asr_service.engines.glm_asr import GlmAsrEngine, GlmAsrOptions
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +63,22 @@ def load_engine(settings: Settings) -> AsrEngine:
     if settings.cpu_threads:
         torch.set_num_threads(settings.cpu_threads)
     logger.info("loading model %s on %s", model, device)
-    if model == EMBEDDED_MODEL:
-        folder = assemble_embedded_model(settings.cache_dir)
-        return WhisperEngine(folder, EMBEDDED_MODEL_NAME, budget, settings.beam_size, settings.cpu_threads)
-    kind, location = detect_model_kind(model)
+    kind, location = ("ctranslate2", None) if model == EMBEDDED_MODEL else detect_model_kind(model)
     if kind == "ctranslate2":
-        return WhisperEngine(Path(location), model, budget, settings.beam_size, settings.cpu_threads)
-    return GlmAsrEngine(location, device, resolve_dtype(settings.dtype, device), budget)
+        # Imported only here: a GPU deployment of GLM-ASR never loads CTranslate2.
+        from asr_service.engines.whisper_ct2 import EMBEDDED_MODEL_NAME, WhisperEngine, assemble_embedded_model
+
+        if location is None:
+            folder, name = assemble_embedded_model(settings.cache_dir), EMBEDDED_MODEL_NAME
+        else:
+            folder, name = Path(location), model
+        return WhisperEngine(folder, name, budget, settings.beam_size, settings.cpu_threads)
+    options = GlmAsrOptions(
+        encoder_window=settings.glm_encoder_window,
+        features_on_device=settings.glm_features_on_device,
+        compile=settings.glm_compile,
+    )
+    engine = GlmAsrEngine(location, device, resolve_dtype(settings.dtype, device), budget, options)
+    largest = settings.max_batch_size or engine.profile.max_batch_size
+    engine.warm_up(range(1, largest + 1) if options.compile else [1])
+    return engine

@@ -1,0 +1,315 @@
+"""GLM-ASR model-path benchmark: `make bench-gpu` (CUDA, float16) or `--device cpu --dtype bfloat16` (short).
+
+Builds the full-size GLM-ASR architecture (`GlmAsrConfig()` defaults, random weights: the real ones cannot be
+fetched here; `make_tiny_glmasr.py --full-size`), saves it and loads it through `from_pretrained` like the real model.
+Its generation config suppresses the end tokens, so every segment emits exactly its budget (`--tokens-per-second`,
+about what Mandarin speech needs) and runs are comparable. Segments are the shared recordings cut by the service's
+own VAD. `same` is the share of segments whose text equals the first variant's (on CPU in float32: equivalence).
+
+Prints, per engine variant: real-time factor (audio seconds per wall second) for batches of 8 in arrival order and
+in length order, the latency of a lone 5-second segment, seconds per stage (features, encoder, prefill, decode) per
+batch, peak GPU memory; then, through the HTTP service, real-time factor at each concurrency, the median latency of
+a lone 5-second request and the histogram of batch sizes the worker formed. `--json FILE` keeps every figure.
+"""
+
+import argparse
+import asyncio
+import gc
+import importlib.util
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from bench import http_throughput, mono_clips
+from make_tiny_glmasr import make_full_size_glmasr
+
+from asr_service.audio import SAMPLE_RATE
+from asr_service.audio.decode import decode_audio
+from asr_service.audio.vad import SpeechDetector
+from asr_service.config import Settings
+from asr_service.engines.base import AsrEngine, Chunk, TokenBudget
+from asr_service.engines.glm_asr import GLM_ASR_PROFILE, GlmAsrEngine, GlmAsrOptions
+from asr_service.server import serve_in_thread
+from asr_service.transcription import decode_limits, vad_params
+
+VARIANTS: dict[str, GlmAsrOptions] = {
+    "now": GlmAsrOptions(),
+    "device-features": GlmAsrOptions(features_on_device=True),
+    "trim": GlmAsrOptions(encoder_window="trim"),
+    "compile": GlmAsrOptions(compile=True),
+    "compile+device-features": GlmAsrOptions(compile=True, features_on_device=True),
+    "compile+device-features+trim": GlmAsrOptions(compile=True, features_on_device=True, encoder_window="trim"),
+}
+"""Engine options to compare; `before` (the engine of an earlier commit, `--before FILE`) is measured first."""
+
+
+def speech_segments(count: int) -> tuple[list[Chunk], list[bytes]]:
+    """The shared mono recordings cut by the service's VAD (GLM-ASR's profile), repeated to `count` segments."""
+    settings = Settings()
+    detector = SpeechDetector(vad_params(settings, GLM_ASR_PROFILE))
+    files = [clip.read_bytes() for clip in mono_clips()]
+    segments: list[Chunk] = []
+    for data in files:
+        mono = decode_audio(data, decode_limits(settings)).mono()
+        segments += [Chunk(mono[span.start : span.end]) for span in detector.detect_speech(mono)]
+    return [segments[i % len(segments)] for i in range(count)], files
+
+
+def five_second_wav() -> bytes:
+    """A lone 5-second request: the first 5 s of the longest shared recording, as 16-bit WAV."""
+    import io
+    import wave
+
+    settings = Settings()
+    longest = max((decode_audio(clip.read_bytes(), decode_limits(settings)).mono() for clip in mono_clips()), key=len)
+    samples = (np.clip(longest[: 5 * SAMPLE_RATE], -1, 1) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
+@dataclass
+class EngineFigures:
+    load_seconds: float
+    warm_up_seconds: float
+    rtfx_arrival: float
+    rtfx_by_length: float
+    lone_5s_ms: float
+    stage_ms_per_batch: dict[str, float]
+    peak_allocated_gib: float
+    peak_reserved_gib: float
+    texts: list[str] = field(default_factory=list, repr=False)
+    same: float | None = None
+    """Share of segments whose text equals the first variant's."""
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure_engine(
+    make_engine: Callable[[], AsrEngine], segments: list[Chunk], batch_size: int, device: str
+) -> EngineFigures:
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    engine = make_engine()
+    loaded = time.perf_counter()
+    if isinstance(engine, GlmAsrEngine):
+        engine.warm_up(sorted({1, batch_size}))  # the sizes this run uses
+    else:
+        engine.transcribe_batch(segments[:1])
+    _sync(device)
+    warm = time.perf_counter()
+    audio = sum(chunk.duration for chunk in segments)
+
+    def run(model: AsrEngine, order: list[Chunk]) -> tuple[float, list[str]]:
+        _sync(device)
+        t0 = time.perf_counter()
+        texts = []
+        for i in range(0, len(order), batch_size):
+            texts += [result.text for result in model.transcribe_batch(order[i : i + batch_size])]
+        _sync(device)
+        return audio / (time.perf_counter() - t0), texts
+
+    rtfx_arrival, texts = run(engine, segments)
+    rtfx_by_length, _ = run(engine, sorted(segments, key=lambda chunk: chunk.duration))
+    five = Chunk(np.concatenate([chunk.audio for chunk in segments])[: 5 * SAMPLE_RATE])
+    lone = []
+    for _ in range(7):
+        _sync(device)
+        t0 = time.perf_counter()
+        engine.transcribe_batch([five])
+        _sync(device)
+        lone.append(time.perf_counter() - t0)
+    stages: dict[str, float] = {}
+    batches = 0
+    if isinstance(engine, GlmAsrEngine):
+        engine.stage_seconds = stages
+        for i in range(0, len(segments), batch_size):
+            engine.transcribe_batch(segments[i : i + batch_size])
+            batches += 1
+        engine.stage_seconds = None
+    figures = EngineFigures(
+        load_seconds=loaded - started,
+        warm_up_seconds=warm - loaded,
+        rtfx_arrival=rtfx_arrival,
+        rtfx_by_length=rtfx_by_length,
+        lone_5s_ms=statistics.median(lone) * 1000,
+        stage_ms_per_batch={stage: seconds / max(batches, 1) * 1000 for stage, seconds in stages.items()},
+        peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0.0,
+        peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30 if device == "cuda" else 0.0,
+        texts=texts,
+    )
+    del engine
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return figures
+
+
+def load_before_engine(path: Path) -> type:
+    """The GlmAsrEngine class of an earlier commit (`git show REV:src/asr_service/engines/glm_asr.py > FILE`)."""
+    spec = importlib.util.spec_from_file_location("glm_asr_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.GlmAsrEngine
+
+
+def batch_size_histogram(metrics_text: str) -> dict[str, int]:
+    """Batches per size from the service's own Prometheus histogram (cumulative buckets made per-size)."""
+    buckets = [
+        (float(match[1]), float(match[2]))
+        for match in re.finditer(r'asr_batch_size_bucket\{le="([^"]+)"\} ([0-9.e+]+)', metrics_text)
+        if match[1] != "+Inf"
+    ]
+    histogram, previous = {}, 0.0
+    for upper, cumulative in buckets:
+        if cumulative - previous:
+            histogram[f"<={upper:g}"] = int(cumulative - previous)
+        previous = cumulative
+    return histogram
+
+
+async def lone_request_ms(url: str, wav: bytes, times: int) -> float:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        await client.post("/asr", files={"file": ("five.wav", wav)})
+        latencies = []
+        for _ in range(times):
+            t0 = time.perf_counter()
+            response = await client.post("/asr", files={"file": ("five.wav", wav)})
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - t0)
+    return statistics.median(latencies) * 1000
+
+
+def measure_http(
+    settings: Settings, files: list[bytes], concurrencies: list[int], requests: int, device: str
+) -> dict[str, object]:
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    figures: dict[str, object] = {}
+    started = time.perf_counter()
+    with serve_in_thread(settings, start_timeout=1800) as url:
+        figures["start_seconds"] = time.perf_counter() - started
+        figures["lone_5s_request_p50_ms"] = asyncio.run(lone_request_ms(url, five_second_wav(), 15))
+        for concurrency in concurrencies:
+            sent = [files[i % len(files)] for i in range(max(requests, concurrency))]
+            audio, wall = asyncio.run(http_throughput(url, sent, concurrency))
+            figures[f"rtfx_concurrency_{concurrency}"] = audio / wall
+        figures["batch_sizes"] = batch_size_histogram(httpx.get(f"{url}/metrics").text)
+    if device == "cuda":
+        figures["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"])
+    parser.add_argument("--model", type=Path, help="an existing GLM-ASR folder instead of the random full-size one")
+    parser.add_argument("--segments", type=int, default=256, help="segments per engine run")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--tokens-per-second", type=float, default=5.0)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"of: {', '.join(VARIANTS)}; or none")
+    parser.add_argument("--before", type=Path, help="glm_asr.py of an earlier commit, measured as `before`")
+    parser.add_argument("--http", default="", help="variant to serve through HTTP (empty: no HTTP run)")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--requests", type=int, default=64, help="requests per HTTP run (at least the concurrency)")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    args = parser.parse_args()
+    dtype_name = args.dtype or ("float16" if args.device == "cuda" else "bfloat16")
+    dtype = getattr(torch, dtype_name)
+    budget = TokenBudget(args.tokens_per_second, 4)
+    report: dict[str, object] = {
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+        "dtype": dtype_name,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.model is None:
+            t0 = time.perf_counter()
+            model_dir = make_full_size_glmasr(Path(scratch) / "glm-asr-full-size", dtype, args.device)
+            report["checkpoint_build_seconds"] = time.perf_counter() - t0
+        else:
+            model_dir = args.model
+        segments, files = speech_segments(args.segments)
+        report["segments"] = len(segments)
+        report["audio_seconds"] = sum(chunk.duration for chunk in segments)
+        report["mean_segment_seconds"] = report["audio_seconds"] / len(segments)
+        print(json.dumps(report), flush=True)
+        engines: dict[str, Callable[[], AsrEngine]] = {}
+        if args.before is not None:
+            before = load_before_engine(args.before)
+            engines["before"] = lambda: before(model_dir, args.device, dtype, budget)
+        for name in [n for n in args.variants.split(",") if n and n != "none"]:
+            options = VARIANTS[name]
+            engines[name] = lambda options=options: GlmAsrEngine(model_dir, args.device, dtype, budget, options)
+        results: dict[str, object] = {}
+        first: list[str] | None = None
+        for name, make_engine in engines.items():
+            figures = measure_engine(make_engine, segments, args.batch_size, args.device)
+            first = figures.texts if first is None else first
+            figures.same = sum(a == b for a, b in zip(first, figures.texts, strict=True)) / len(first)
+            results[name] = {key: value for key, value in figures.__dict__.items() if key != "texts"}
+            print(f"{name}: {json.dumps(results[name])}", flush=True)
+        report["engine"] = results
+        if args.http:
+            options = VARIANTS[args.http]
+            settings = Settings(
+                model=str(model_dir),
+                device=args.device,
+                dtype=dtype_name,
+                tokens_per_second=args.tokens_per_second,
+                min_new_tokens=4,
+                max_batch_size=args.batch_size,
+                glm_encoder_window=options.encoder_window,
+                glm_features_on_device=options.features_on_device,
+                glm_compile=options.compile,
+                max_queue_wait_seconds=3600,
+            )
+            concurrencies = [int(c) for c in args.concurrency.split(",")]
+            report["http"] = {args.http: measure_http(settings, files, concurrencies, args.requests, args.device)}
+            print(f"http {args.http}: {json.dumps(report['http'])}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    return 0
+
+
+def print_table(report: dict[str, object]) -> None:
+    print(f"\n{report['device']}, {report['dtype']}, torch {report['torch']}, {report['date']}")
+    print(f"{report['segments']} segments, {report['audio_seconds']:.0f} s audio", end=", ")
+    print(f"mean {report['mean_segment_seconds']:.1f} s; stages in ms per batch")
+    engine = report.get("engine", {})
+    assert isinstance(engine, dict)
+    columns = ["RTFx", "sorted", "5s ms", "feat", "enc", "pre", "dec", "GiB", "warm s", "same"]
+    print(f"{'variant':30}" + "".join(f"{column:>8}" for column in columns))
+    for name, f in engine.items():
+        stages = f["stage_ms_per_batch"]
+        values = [f["rtfx_arrival"], f["rtfx_by_length"], f["lone_5s_ms"]]
+        values += [stages.get(stage, 0.0) for stage in ("features", "encoder", "prefill", "decode")]
+        values += [f["peak_reserved_gib"], f["warm_up_seconds"], f["same"]]
+        print(f"{name:30}" + "".join(f"{value:8.2f}" for value in values))
+    for name, figures in (report.get("http") or {}).items():
+        print(f"HTTP {name}: {json.dumps(figures)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
