@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch._inductor.config as inductor_config
 from transformers import (
     AutoProcessor,
     CompileConfig,
@@ -142,6 +143,10 @@ class GlmAsrEngine:
         self._dtype = dtype
         self._budget = budget
         self.options = options
+        if options.compile:
+            # CUDA-graph trees keep their state in the thread that first compiled; the worker runs the engine in a
+            # pool of threads (a stuck call is left behind in its own), so use the thread-agnostic CUDA graphs.
+            inductor_config.triton.cudagraph_trees = False
         self.stage_seconds: dict[str, float] | None = None
         """Set to a dict to have each call add its seconds per stage (features, encoder, prefill, decode) to it;
         the stages are then timed with device synchronisation, so only benchmarks do it."""
