@@ -4,13 +4,13 @@ import copy
 import logging
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-import torch._inductor.config as inductor_config
 from transformers import (
     AutoProcessor,
     CompileConfig,
@@ -143,10 +143,9 @@ class GlmAsrEngine:
         self._dtype = dtype
         self._budget = budget
         self.options = options
-        if options.compile:
-            # CUDA-graph trees keep their state in the thread that first compiled; the worker runs the engine in a
-            # pool of threads (a stuck call is left behind in its own), so use the thread-agnostic CUDA graphs.
-            inductor_config.triton.cudagraph_trees = False
+        self._graph_thread = ThreadPoolExecutor(1, "glm-asr-graphs") if options.compile else None
+        """Compiled CUDA graphs keep their state in the thread that recorded them, and the batching worker calls
+        the engine from a pool of threads: with `compile`, every call runs in this one thread."""
         self.stage_seconds: dict[str, float] | None = None
         """Set to a dict to have each call add its seconds per stage (features, encoder, prefill, decode) to it;
         the stages are then timed with device synchronisation, so only benchmarks do it."""
@@ -159,6 +158,11 @@ class GlmAsrEngine:
         logger.info("GLM-ASR loaded: %s on %s (%s)", self.model_name, self._device, dtype)
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        if self._graph_thread is not None:
+            return self._graph_thread.submit(self._transcribe_batch, chunks).result()
+        return self._transcribe_batch(chunks)
+
+    def _transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         started = self._mark()
         inputs = self._inputs(chunks)
         features_done = self._mark()
