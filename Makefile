@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl initdb=postgresql runuser=util-linux chromium=chromium chromedriver=chromium-driver \
 	/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc=fonts-noto-cjk
 
-.PHONY: install system-packages run proxy test lint bench bench-long eval tiny-model clean
+.PHONY: install system-packages run proxy test lint bench bench-long bench-gpu eval tiny-model clean
 
 install: $(STAMP)
 
@@ -39,6 +39,9 @@ lint: install
 
 bench: install
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+bench-gpu: install
+	cd scripts && ../$(BIN)/python bench_gpu.py $(BENCH_GPU_ARGS)
 
 bench-long: install
 	$(BIN)/python scripts/bench_long_calls.py

@@ -220,10 +220,10 @@ def measure_http(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
     parser.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"])
     parser.add_argument("--model", type=Path, help="an existing GLM-ASR folder instead of the random full-size one")
-    parser.add_argument("--segments", type=int, default=256, help="segments per engine run")
+    parser.add_argument("--segments", type=int, help="segments per engine run (default 128 on CUDA, 4 on a CPU)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tokens-per-second", type=float, default=5.0)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"of: {', '.join(VARIANTS)}; or none")
@@ -233,6 +233,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=64, help="requests per HTTP run (at least the concurrency)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
+    args.segments = args.segments or (128 if args.device == "cuda" else 4)
     dtype_name = args.dtype or ("float16" if args.device == "cuda" else "bfloat16")
     dtype = getattr(torch, dtype_name)
     budget = TokenBudget(args.tokens_per_second, 4)

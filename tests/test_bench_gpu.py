@@ -1,0 +1,41 @@
+"""`scripts/bench_gpu.py` in its CPU mode on the tiny checkpoint: the benchmark runs end to end (engine and HTTP)
+and reports every figure, so the GPU run on a lent machine does not fail on a broken script."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Path, tmp_path: Path) -> None:
+    report_file = tmp_path / "bench.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "bench_gpu.py",
+            "--device=cpu",
+            "--dtype=float32",
+            f"--model={tiny_glmasr_dir}",
+            "--segments=8",
+            "--variants=now,trim",
+            "--http=now",
+            "--concurrency=1,2",
+            "--requests=2",
+            f"--json={report_file}",
+        ],
+        cwd=REPO / "scripts",
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    report = json.loads(report_file.read_text())
+    assert report["segments"] == 8 and report["audio_seconds"] > 8
+    for figures in report["engine"].values():
+        assert figures["rtfx_arrival"] > 0 and figures["lone_5s_ms"] > 0
+        assert set(figures["stage_ms_per_batch"]) == {"features", "encoder", "prefill", "decode"}
+    assert report["engine"]["now"]["same"] == 1.0
+    http = report["http"]["now"]
+    assert http["rtfx_concurrency_1"] > 0 and http["rtfx_concurrency_2"] > 0 and http["lone_5s_request_p50_ms"] > 0
+    assert sum(http["batch_sizes"].values()) >= 4
