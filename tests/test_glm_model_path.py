@@ -1,0 +1,63 @@
+"""GLM-ASR's model path on the CPU in float32 with the tiny checkpoint and the shared recordings: the engine gives
+exactly what the model run directly (the documented processor + generate) gives, and its log-mel features, computed
+over each segment's own samples, equal the feature extractor's 30-second padded ones."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from audio_factory import clip_samples, manifest
+from transformers import AutoProcessor, GlmAsrForConditionalGeneration, WhisperFeatureExtractor
+
+from asr_service.engines.base import Chunk, TokenBudget
+from asr_service.engines.glm_asr import GlmAsrEngine, instruction_for
+from asr_service.engines.log_mel import SegmentLogMel
+
+MONO = [clip.file for clip in manifest() if clip.channels == 1]
+
+
+@pytest.fixture(scope="module")
+def speech() -> list[Chunk]:
+    return [Chunk(clip_samples(name)[0][: 15 * 16000]) for name in MONO]
+
+
+def test_segment_features_equal_the_extractors_padded_ones() -> None:
+    extractor = WhisperFeatureExtractor(feature_size=128)
+    audios = [clip_samples(name)[0] for name in MONO]
+    # and the edges: one hop, a whole number of hops, just under and exactly 30 s, over 30 s, silence
+    rng = np.random.default_rng(7)
+    audios += [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in (160, 16_000, 479_999, 480_000, 500_000)]
+    audios += [np.zeros(24_000, dtype=np.float32)]
+    expected = extractor(audios, sampling_rate=16_000, return_attention_mask=True, return_tensors="pt")
+    got = SegmentLogMel(extractor, torch.device("cpu"))(audios, sampling_rate=16_000, return_attention_mask=True)
+    # The same transform of the same samples; the mel projection may sum in another order (float32 rounding).
+    torch.testing.assert_close(got["input_features"], expected["input_features"], rtol=0, atol=1e-6)
+    assert torch.equal(got["attention_mask"].int(), expected["attention_mask"].int())
+
+
+def test_engine_gives_what_the_model_run_directly_gives(tiny_glmasr_dir: Path, speech: list[Chunk]) -> None:
+    budget = TokenBudget(16, 16)
+    engine = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget)
+    batched = [
+        result for start in range(0, len(speech), 4) for result in engine.transcribe_batch(speech[start : start + 4])
+    ]
+    processor = AutoProcessor.from_pretrained(tiny_glmasr_dir)
+    model = GlmAsrForConditionalGeneration.from_pretrained(tiny_glmasr_dir, dtype=torch.float32).eval()
+    for chunk, result in zip(speech, batched, strict=True):
+        inputs = processor.apply_transcription_request(chunk.audio, prompt=instruction_for(chunk))
+        out = model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=budget.for_duration(chunk.duration),
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        tokens = out.sequences[0, inputs.input_ids.shape[1] :]
+        assert result.text == processor.decode(tokens, skip_special_tokens=True).strip()
+        steps = torch.stack(
+            [torch.log_softmax(step[0].float(), -1)[token] for step, token in zip(out.logits, tokens, strict=True)]
+        )
+        ends = [i for i, token in enumerate(tokens.tolist()) if token in model.generation_config.eos_token_id]
+        scored = steps[: ends[0] + 1] if ends else steps
+        assert result.confidence == pytest.approx(float(scored.exp().mean()), abs=1e-3)
