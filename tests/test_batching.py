@@ -1,6 +1,7 @@
 """The batching worker through the real app and the tiny GLM-ASR: shared batches, isolation of failures, drops."""
 
 import asyncio
+import contextlib
 import re
 import time
 from itertools import pairwise
@@ -14,15 +15,13 @@ from audio_factory import clip_samples, manifest, wav_bytes
 from conftest import tiny_settings
 from engines import POISON_PEAK, GatedEngine, PoisonedEngine, SlowEngine
 
+from asr_service.batching.batcher import Batcher, BatchPolicy
 from asr_service.engines.base import Chunk, ChunkResult, TokenBudget
 from asr_service.engines.glm_asr import GlmAsrEngine
+from asr_service.metrics import ServiceMetrics
 from asr_service.server import serve_in_thread
 
 EIGHT_CLIPS = [clip.file for clip in manifest() if clip.channels == 1][:8]
-
-
-def queue_depth(metrics_text: str) -> float:
-    return float(re.search(r"^asr_queue_depth (\S+)$", metrics_text, re.M).group(1))  # type: ignore[union-attr]
 
 
 def batch_histogram(metrics_text: str) -> dict[str, float]:
@@ -191,34 +190,31 @@ class BatchRecordingEngine(GatedEngine):
         return super().transcribe_batch(chunks)
 
 
-async def test_a_busy_worker_batches_segments_of_similar_length_and_loses_none(
-    tiny_glmasr_dir: Path, model_cache: Path, tiny_engine: GlmAsrEngine
-) -> None:
-    """With three batches' worth waiting, they run shortest first, so no batch decodes for one long row."""
+async def test_waiting_batch_jobs_run_in_length_order_and_lose_nothing(tiny_engine: GlmAsrEngine) -> None:
+    """With three batches' worth of batch-job segments waiting, they run shortest first, so no batch decodes on for
+    one long row, and every segment gets the text it gets alone."""
     engine = BatchRecordingEngine(tiny_engine)
-    settings = tiny_settings(
-        tiny_glmasr_dir, model_cache, max_batch_size=2, length_window_batches=3, max_queue_wait_seconds=600
+    policy = BatchPolicy(
+        max_batch_size=2, max_wait_ms=10, queue_size=100, retry_after_seconds=1, length_window_batches=3
     )
-    speech = clip_samples("zh_glmasr_example_zh.wav")
+    batcher = Batcher(engine, policy, ServiceMetrics())
+    speech = clip_samples("zh_glmasr_example_zh.wav")[0]
     # Of 6, 1.5, 5, 2, 4 and 3 seconds: arrival order is not length order.
-    calls = [wav_bytes(speech[:, : int(seconds * 16000)]) for seconds in (6, 1.5, 5, 2, 4, 3)]
-    with serve_in_thread(settings, engine) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+    chunks = [Chunk(speech[: int(seconds * 16000)]) for seconds in (6, 1.5, 5, 2, 4, 3)]
+    alone = [tiny_engine.transcribe_batch([chunk])[0].text for chunk in chunks]
+    await batcher.start()
+    try:
+        with contextlib.ExitStack() as admitted:
+            first = batcher.submit(admitted.enter_context(batcher.admitted("batch")), [chunks[0]])
+            await asyncio.to_thread(engine.entered.wait, 30)  # the model is busy; the jobs' segments queue up
+            waiting = [
+                batcher.submit(admitted.enter_context(batcher.admitted("batch")), [chunk])[0] for chunk in chunks
+            ]
             engine.gate.set()
-            alone = [(await post_file(client, call)).json() for call in calls]  # the model runs them one by one
-            engine.batches.clear()
-            engine.gate.clear()
-            engine.entered.clear()
-            first = asyncio.create_task(post_file(client, calls[0]))
-            await asyncio.to_thread(engine.entered.wait, 30)  # the model is busy; the rest queue up
-            rest = [asyncio.create_task(post_file(client, call)) for call in calls]
-            deadline = time.monotonic() + 30
-            while queue_depth((await client.get("/metrics")).text) < len(calls) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            engine.gate.set()
-            answers = [await task for task in [first, *rest]]
-    assert all(answer.status_code == 200 for answer in answers)
-    assert [answer.json()["text"] for answer in answers[1:]] == [result["text"] for result in alone]
+            outcomes = await asyncio.gather(*first, *waiting)
+    finally:
+        await batcher.stop()
+    assert [outcome.result.text for outcome in outcomes[1:]] == alone
     window = engine.batches[1:4]
     assert [len(batch) for batch in window] == [2, 2, 2], engine.batches
     assert all(max(a) <= min(b) for a, b in pairwise(window)), engine.batches

@@ -128,10 +128,10 @@ class Settings(BaseSettings):
     """Longest the first segment of a batch waits for batch-mates."""
 
     length_window_batches: int = Field(default=4, ge=1, le=16)
-    """When at least this many batches' worth of segments are waiting, the worker takes them together (in the
-    queue's fair order), sorts them by length and runs them shortest first, so batch-mates are of similar length
-    and a batch's decoding is not held up by one long row (fewer steps; see the README's GPU section). A segment
-    waits at most this many batches longer; 1 turns it off. A lightly loaded service never waits for it."""
+    """When at least this many batches' worth of batch-job segments wait (and no caller is waiting on the line), the
+    worker takes them together in the queue's fair order, sorts them by length and runs them shortest first, so
+    batch-mates end at about the same decoding step (see the README's GPU section). Interactive requests are never
+    sorted and go ahead of the sorted batches; 1 turns it off."""
 
     queue_size: int = Field(default=2048, ge=1)
     """Segments waiting for the model above which new requests get 503 `overloaded`. A request that is admitted

@@ -38,7 +38,8 @@ class BatchPolicy:
     max_queue_wait_seconds: float = 60
     """A new request is refused (503 with Retry-After) when its estimated wait for the model is longer."""
     length_window_batches: int = 1
-    """With this many batches' worth waiting, take them together and run them sorted by length (1: off)."""
+    """With this many batches' worth of batch jobs waiting, take them together and run them sorted by length
+    (1: off). Interactive requests are never sorted, and go ahead of the sorted batches."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class _Item:
     request_id: str
     chunk: Chunk
     future: asyncio.Future[SegmentOutcome]
+    priority: Priority = "interactive"
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Batcher:
         self._metrics = metrics
         self._queue: PriorityFairQueue[_Item] = PriorityFairQueue()
         self._sorted_batches: list[list[_Item]] = []
-        """Batches taken from the queue together and sorted by length, run before the queue is read again."""
+        """Batch-job segments taken from the queue together and sorted by length, run before it is read again."""
+        self._preempted = 0
         self._task: asyncio.Task[None] | None = None
         self._batch_counter = 0
         self._ceiling = policy.max_batch_size
@@ -210,9 +213,10 @@ class Batcher:
         if not self.alive:
             raise NotReadyError("the transcription worker is not running")  # it stopped after admission
         loop = asyncio.get_running_loop()
-        items = [_Item(request_id, chunk, loop.create_future()) for chunk in chunks]
         load = self._active.get(request_id)
-        self._queue.put_all(request_id, items, load.priority if load is not None else "interactive")
+        priority: Priority = load.priority if load is not None else "interactive"
+        items = [_Item(request_id, chunk, loop.create_future(), priority) for chunk in chunks]
+        self._queue.put_all(request_id, items, priority)
         if load is not None:
             seconds = sum(chunk.duration for chunk in chunks)
             load.submitted = True
@@ -238,12 +242,24 @@ class Batcher:
 
     async def _collect_batch(self) -> list[_Item]:
         if self._sorted_batches:
+            # A caller waiting on the line goes ahead of the sorted batch-job batches, as in the queue (at most
+            # `interactive_run` interactive batches before one of theirs), so the sorting never delays /asr.
+            if self._queue.depth("interactive") and self._preempted < self._queue.interactive_run:
+                self._preempted += 1
+                return await self._collect_fair_batch()
+            self._preempted = 0
             return self._sorted_batches.pop(0)
         batch = await self._collect_fair_batch()
         ceiling, window = len(batch), self._policy.length_window_batches
-        if window > 1 and ceiling == self.batch_ceiling and len(self._queue) >= (window - 1) * ceiling:
-            # Busy: the next batches are already waiting. Taken together in fair order and sorted by length,
-            # each batch's rows end at about the same step, so no batch decodes for its one long segment.
+        if (
+            window > 1
+            and ceiling == self.batch_ceiling
+            and all(item.priority == "batch" for item in batch)
+            and not self._queue.depth("interactive")
+            and self._queue.depth("batch") >= (window - 1) * ceiling
+        ):
+            # A night's jobs are waiting: taken together in fair order and sorted by length, each batch's rows
+            # end at about the same step, so no batch decodes on for its one long segment.
             taken = batch + [self._dequeued(item) for item in self._queue.take((window - 1) * ceiling)]
             taken.sort(key=lambda item: item.chunk.duration)
             batches = [taken[i : i + ceiling] for i in range(0, len(taken), ceiling)]

@@ -83,7 +83,7 @@ class PriorityFairQueue(_AwaitableQueue[T]):
 
     def __init__(self, interactive_run: int = 3) -> None:
         self._queues: dict[Priority, FairQueue[T]] = {"interactive": FairQueue(), "batch": FairQueue()}
-        self._interactive_run = interactive_run
+        self.interactive_run = interactive_run
         self._streak = 0
         self._not_empty = asyncio.Event()
 
@@ -100,7 +100,7 @@ class PriorityFairQueue(_AwaitableQueue[T]):
 
     def get_nowait(self) -> T | None:
         interactive, batch = self._queues["interactive"], self._queues["batch"]
-        if len(interactive) and (not len(batch) or self._streak < self._interactive_run):
+        if len(interactive) and (not len(batch) or self._streak < self.interactive_run):
             self._streak += 1
             item = interactive.get_nowait()
         else:
