@@ -8,7 +8,7 @@ directly; the checks are schemathesis' own.)"""
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 OPERATIONS = [
@@ -38,6 +38,16 @@ NOT_ALL_VALID_ACCEPTED = {(method, path) for method in ("POST", "GET") for path 
 }
 
 
+def multipart_cannot_carry(case: schemathesis.Case) -> bool:
+    """A form sends a list as one part per item: an empty list is no part at all and a list of one is the same
+    bytes as a single value, so "redact: []" or "redact: [true]" cannot be told from absent or "true"."""
+    return (
+        case.media_type == "multipart/form-data"
+        and isinstance(case.body, dict)
+        and any(isinstance(value, list) and len(value) <= 1 for value in case.body.values())
+    )
+
+
 @pytest.fixture(scope="module")
 def api_schema(limits_url: str) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{limits_url}/openapi.json")
@@ -61,6 +71,8 @@ def test_every_route_keeps_to_its_schema(
     @given(case=strategy)
     @settings(max_examples=2 * EXAMPLES_PER_MODE, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def check(case: schemathesis.Case) -> None:
+        if multipart_cannot_carry(case):
+            reject()
         case.call_and_validate(base_url=limits_url, timeout=30, excluded_checks=excluded)
 
     excluded = [schemathesis.checks.positive_data_acceptance] if (method, path) in NOT_ALL_VALID_ACCEPTED else []

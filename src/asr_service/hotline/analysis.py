@@ -175,6 +175,8 @@ def _summary(text: NormalizedText, matches: list[Match]) -> str:
     for match in matches:
         key = text.sentence_bounds(match.start)
         bounds[key] = bounds.get(key, 0) + (match.end - match.start)
+    if not bounds:  # punctuation only ("。"): no sentence to quote
+        return ""
     start, end = max(bounds, key=lambda b: (bounds[b], -b[0]))
     if end - start > SUMMARY_CHARS and matches:
         inside = [m for m in matches if start <= m.start < end]
