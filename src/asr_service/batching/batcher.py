@@ -250,10 +250,10 @@ class Batcher:
             self._preempted = 0
             return self._sorted_batches.pop(0)
         batch = await self._collect_fair_batch()
-        ceiling, window = len(batch), self._policy.length_window_batches
+        ceiling, window = self.batch_ceiling, self._policy.length_window_batches
         if (
             window > 1
-            and ceiling == self.batch_ceiling
+            and len(batch) == ceiling
             and all(item.priority == "batch" for item in batch)
             and not self._queue.depth("interactive")
             and self._queue.depth("batch") >= (window - 1) * ceiling

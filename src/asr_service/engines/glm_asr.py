@@ -3,7 +3,7 @@
 import copy
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,15 +52,17 @@ class _PerRowTokenBudget(StoppingCriteria):
 class _ChosenTokenLogProbs(LogitsProcessor):
     """Records, per step, the log-probability of the token greedy decoding picks (the highest score), as a
     (batch,) tensor on the device: two reductions instead of keeping every step's full-vocabulary logits.
-    Must be the last processor, so that the highest score it sees is the one picked."""
+    Must be the last processor, so that the highest score it sees is the one picked. Also notes, by `clock`, when
+    the first step's scores arrive: the end of the prefill."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
         self.steps: list[torch.Tensor] = []
         self.first_step_at: float | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.first_step_at is None:
-            self.first_step_at = time.perf_counter()
+            self.first_step_at = self._clock()
         self.steps.append(scores.max(dim=-1).values - torch.logsumexp(scores, dim=-1))
         return scores
 
@@ -86,18 +88,17 @@ GLM_ASR_PROFILE = EngineProfile(max_segment_seconds=15.0, merge_gap_seconds=0.6,
 """GLM-ASR degrades on long segments (its authors' advice); batches of 8 fill a GPU without padding waste."""
 
 
-_WINDOW_SECONDS = 30.0
-"""The encoder's window: the feature extractor pads every segment to it."""
 _TRIM_MULTIPLE = 1280
 """Samples (80 ms) a trimmed window is a multiple of: 8 mel frames, which the encoder's stride-2 convolution and
 4-frame merge turn into whole audio tokens."""
 
 
 class _EncoderTimer:
-    """Times the audio encoder inside `generate` (forward hooks with device synchronisation), for benchmarks."""
+    """Times the audio encoder inside `generate` (forward hooks reading `clock`), for benchmarks."""
 
-    def __init__(self, model: GlmAsrForConditionalGeneration, enabled: bool) -> None:
+    def __init__(self, model: GlmAsrForConditionalGeneration, clock: Callable[[], float], enabled: bool) -> None:
         self._tower = model.model.audio_tower
+        self._clock = clock
         self._enabled = enabled
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._started = 0.0
@@ -115,17 +116,11 @@ class _EncoderTimer:
         for handle in self._handles:
             handle.remove()
 
-    def _sync(self) -> None:
-        if torch.cuda.is_available() and self._tower.conv1.weight.is_cuda:
-            torch.cuda.synchronize()
-
     def _start(self) -> None:
-        self._sync()
-        self._started = time.perf_counter()
+        self._started = self._clock()
 
     def _stop(self) -> None:
-        self._sync()
-        self.total += time.perf_counter() - self._started
+        self.total += self._clock() - self._started
 
 
 class GlmAsrEngine:
@@ -171,13 +166,13 @@ class GlmAsrEngine:
         features_done = self._mark()
         prompt_length = inputs["input_ids"].shape[1]
         budgets = torch.tensor([self._budget.for_duration(chunk.duration) for chunk in chunks])
-        confidence = _ChosenTokenLogProbs()
-        encoder_seconds = _EncoderTimer(self._model, enabled=self.stage_seconds is not None)
+        confidence = _ChosenTokenLogProbs(self._mark)
+        encoder_seconds = _EncoderTimer(self._model, self._mark, enabled=self.stage_seconds is not None)
         try:
             with torch.inference_mode(), encoder_seconds:
                 sequences = self._model.generate(
                     **inputs,
-                    generation_config=self._generation_config(prompt_length + int(budgets.max()), budgets),
+                    generation_config=self._generation_config(prompt_length, int(budgets.max())),
                     logits_processor=[confidence],
                     stopping_criteria=[_PerRowTokenBudget(prompt_length, budgets)],
                 )
@@ -212,7 +207,8 @@ class GlmAsrEngine:
             audio=audios, prompt=[instruction_for(chunk) for chunk in chunks], tokenize=False
         )
         audio_kwargs: dict[str, object] = {}
-        if self.options.encoder_window == "trim" and max(chunk.duration for chunk in chunks) <= _WINDOW_SECONDS:
+        window_seconds = self._processor.feature_extractor.chunk_length  # the encoder's window, 30 s
+        if self.options.encoder_window == "trim" and max(chunk.duration for chunk in chunks) <= window_seconds:
             audio_kwargs |= {"padding": "longest", "pad_to_multiple_of": _TRIM_MULTIPLE}
         inputs = self._processor(text=prompts, audio=audios, sampling_rate=SAMPLE_RATE, audio_kwargs=audio_kwargs).to(
             self._device
@@ -220,13 +216,13 @@ class GlmAsrEngine:
         inputs["input_features"] = inputs["input_features"].to(self._dtype)
         return inputs
 
-    def _generation_config(self, total_tokens: int, budgets: torch.Tensor) -> GenerationConfig:
+    def _generation_config(self, prompt_length: int, max_new_tokens: int) -> GenerationConfig:
         """The checkpoint's own generation settings, made greedy, with our budget and end tokens."""
         config = copy.deepcopy(self._model.generation_config)
         config.update(
             do_sample=False,
             num_beams=1,
-            max_new_tokens=int(budgets.max()),
+            max_new_tokens=max_new_tokens,
             min_new_tokens=None,
             eos_token_id=self._eos_ids,
             pad_token_id=self._pad_id,
@@ -234,7 +230,8 @@ class GlmAsrEngine:
             output_logits=False,
             output_scores=False,
         )
-        if self.options.compile and self._device.type == "cuda" and total_tokens <= self.options.max_cache_tokens:
+        fits_cache = prompt_length + max_new_tokens <= self.options.max_cache_tokens
+        if self.options.compile and self._device.type == "cuda" and fits_cache:
             config.update(
                 cache_implementation="static",
                 max_cache_len=self.options.max_cache_tokens,
@@ -245,6 +242,7 @@ class GlmAsrEngine:
         return config
 
     def _mark(self) -> float:
+        """Now; when stages are timed, after the device has finished what was queued."""
         if self.stage_seconds is not None and self._device.type == "cuda":
             torch.cuda.synchronize(self._device)
         return time.perf_counter()
