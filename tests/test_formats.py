@@ -1,6 +1,7 @@
 """Every supported format, encoded at test time from a shared clip, transcribed through the real service."""
 
 import base64
+import datetime
 
 import httpx
 import pytest
@@ -34,3 +35,15 @@ async def test_json_base64_and_data_url_give_the_same_transcript(whisper: httpx.
     assert multipart.status_code == plain.status_code == data_url.status_code == 200
     assert multipart.json()["text"] == plain.json()["text"] == data_url.json()["text"]
     assert multipart.json()["language"] == "en"
+
+
+async def test_query_string_options_apply_to_a_json_body(whisper: httpx.AsyncClient, jfk: object) -> None:
+    """The query string is text and is read as a form is (`analyze=true`); the JSON body takes only JSON's own types."""
+    audio = base64.b64encode(encode(jfk, FORMATS[0])).decode()
+    query = {"analyze": "true", "call_time": "2026-11-22T08:15:00+08:00"}
+    analysed = await whisper.post("/asr", params=query, json={"audio": audio})
+    assert analysed.status_code == 200, analysed.text
+    filed_at = datetime.datetime.fromisoformat(analysed.json()["ticket"]["time"])
+    assert filed_at == datetime.datetime(2026, 11, 22, 0, 15, tzinfo=datetime.UTC)
+    as_text = await whisper.post("/asr", json={"audio": audio, "analyze": "true"})
+    assert as_text.status_code == 422 and "analyze" in as_text.json()["error"]["message"]

@@ -1,9 +1,9 @@
 """The API contract: request and response models."""
 
 import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from asr_service.hotline.analysis import Ticket
 from asr_service.hotwords import MAX_HOTWORDS, split_hotwords
@@ -15,6 +15,33 @@ ResponseFormat = Literal["json", "text", "srt", "vtt"]
 
 EXAMPLE_AUDIO = "data:audio/wav;base64,UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQAAAAA="
 """A valid (empty) WAV, so the schema's examples are valid requests; a real call is megabytes of base64."""
+
+
+def _time_as_text(value: object) -> object:
+    if isinstance(value, int | float):
+        raise ValueError("a date and time in ISO 8601 text, e.g. 2026-11-22T08:15:00+08:00")
+    return value
+
+
+IsoDateTime = Annotated[datetime.datetime, Strict(False), BeforeValidator(_time_as_text)]
+"""A time as the schema offers it: ISO 8601 text. pydantic would also read a number as Unix seconds, which no
+client of a hotline means (48 would file the call in 1970); lax even inside a strict JSON model, since JSON has no
+date type."""
+
+
+def _number_not_text(value: object) -> object:
+    if isinstance(value, str | bool):
+        raise ValueError("a JSON number, not text or a boolean")
+    return value
+
+
+WholeNumber = Annotated[int, Strict(False), BeforeValidator(_number_not_text)]
+"""An integer as JSON Schema has it: 9 or 9.0 (json.loads makes the second a float, which strict mode refuses), never
+"9" or true."""
+
+STRICT_JSON = ConfigDict(extra="forbid", strict=True)
+"""JSON bodies take exactly the types their schema names: no "true" or 1 for a boolean, no "5" for a number. (Form
+fields and query parameters are text and are read laxly.)"""
 
 
 class TranscriptionOptions(BaseModel):
@@ -46,7 +73,7 @@ class TranscriptionOptions(BaseModel):
         description="Also file the call as a hotline ticket (category, urgency, place, department, repeats): "
         "`ticket` in the result, recorded in the history with the call's id and time.",
     )
-    call_time: datetime.datetime | None = Field(
+    call_time: IsoDateTime | None = Field(
         default=None,
         description="When the call was made (ISO 8601), for repeat detection; default: now (a job: when queued).",
     )
@@ -58,8 +85,7 @@ class TranscriptionOptions(BaseModel):
 
 
 class TranscriptionJsonRequest(TranscriptionOptions):
-    model_config = ConfigDict(
-        extra="forbid",
+    model_config = STRICT_JSON | ConfigDict(
         json_schema_extra={
             "examples": [
                 {
@@ -161,8 +187,8 @@ class TranscriptionResponse(BaseModel):
 
 
 class RedactRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"text": "我手机138 1234 5678，住幸福路3号"}]}
+    model_config = STRICT_JSON | ConfigDict(
+        json_schema_extra={"examples": [{"text": "我手机138 1234 5678，住幸福路3号"}]}
     )
 
     text: str = Field(max_length=MAX_TEXT_CHARS, description=f"At most {MAX_TEXT_CHARS:,} characters.")

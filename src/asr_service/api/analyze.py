@@ -1,14 +1,12 @@
 """POST /analyze: a transcript (from any source) as a hotline ticket, optionally filed in the history."""
 
-import datetime
-
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from asr_service.deps import TicketsDep
 from asr_service.hotline.analysis import Ticket
-from asr_service.schemas import ErrorResponse
+from asr_service.schemas import STRICT_JSON, ErrorResponse, IsoDateTime
 
 MAX_ANALYZE_CHARS = 50_000
 """About four hours of speech: far beyond a call, short enough to analyse in well under a second."""
@@ -17,8 +15,7 @@ router = APIRouter(tags=["hotline"])
 
 
 class AnalyzeRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
+    model_config = STRICT_JSON | ConfigDict(
         json_schema_extra={
             "examples": [
                 {
@@ -33,7 +30,7 @@ class AnalyzeRequest(BaseModel):
 
     text: str = Field(max_length=MAX_ANALYZE_CHARS, description=f"At most {MAX_ANALYZE_CHARS:,} characters.")
     call_id: str | None = Field(default=None, max_length=200, description="Default: a new id.")
-    time: datetime.datetime | None = Field(default=None, description="When the call was made; default: now.")
+    time: IsoDateTime | None = Field(default=None, description="When the call was made; default: now.")
     record: bool = Field(default=False, description="File the ticket in the history that repeats are found in.")
 
 

@@ -15,7 +15,7 @@ from asr_service.errors import InvalidParameterError, NotFoundError
 from asr_service.hotline.analysis import as_aware
 from asr_service.hotline.config import CATEGORIES
 from asr_service.jobs.corrections import CorrectedField, Correction
-from asr_service.schemas import ErrorResponse, TranscriptionResponse
+from asr_service.schemas import STRICT_JSON, ErrorResponse, TranscriptionResponse, WholeNumber
 
 router = APIRouter(prefix="/corrections", tags=["corrections"])
 
@@ -24,14 +24,13 @@ URGENCIES = ("高", "中", "低")
 
 
 class CorrectionRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
+    model_config = STRICT_JSON | ConfigDict(
         json_schema_extra={"examples": [{"job_id": "3f2c9b1e8a4d4c0f9e7a6b5c4d3e2f10", "segment_id": 0, "field": "text",
                                          "corrected": "我想问我在滨海新区有房"}]},
     )  # fmt: skip
 
     job_id: str = Field(max_length=32, pattern=r"^[0-9a-f]+$")
-    segment_id: int | None = Field(default=None, ge=0, description="The segment, for `field: text`.")
+    segment_id: WholeNumber | None = Field(default=None, ge=0, description="The segment, for `field: text`.")
     field: CorrectedField = Field(default="text", description="`text` (a segment) or a ticket field.")
     corrected: str = Field(min_length=1, max_length=MAX_CORRECTED_CHARS)
 

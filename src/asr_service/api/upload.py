@@ -88,8 +88,9 @@ async def read_audio_upload(
         )
         return AudioUpload(data, _validate(options_model, {**query, **fields}), filename)
     if media_type == "application/json" and json_model is not None:
+        query_values = _validate(options_model, query).model_dump(include=set(query))  # text read laxly, then typed
         data, payload = await _read_json(
-            request, settings.max_upload_bytes, settings.body_timeout_seconds, json_model, query
+            request, settings.max_upload_bytes, settings.body_timeout_seconds, json_model, query_values
         )
         return AudioUpload(data, _validate(options_model, payload), payload.get("filename"))  # type: ignore[arg-type]
     expected = "multipart/form-data with a `file` field"
@@ -213,7 +214,7 @@ async def _read_json(
     max_bytes: int,
     idle_timeout: float,
     json_model: type[AudioJson],
-    query: dict[str, str],
+    query: dict[str, object],
 ) -> tuple[bytes, dict[str, object]]:
     limit = max_bytes * 4 // 3 + FORM_OVERHEAD_BYTES
     body = b"".join([chunk async for chunk in _limited_body(request, limit, max_bytes, idle_timeout)])

@@ -8,7 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from asr_service.jobs.corrections import Correction, apply_corrections
 from asr_service.jobs.store import JobPriority, JobRecord, JobStatus
-from asr_service.schemas import ErrorDetail, TranscriptionJsonRequest, TranscriptionOptions, TranscriptionResponse
+from asr_service.schemas import (
+    STRICT_JSON,
+    ErrorDetail,
+    TranscriptionJsonRequest,
+    TranscriptionOptions,
+    TranscriptionResponse,
+)
 
 
 class JobParameters(BaseModel):
@@ -36,7 +42,7 @@ class JobOptions(TranscriptionOptions, JobParameters):
 
 
 class JobJsonRequest(TranscriptionJsonRequest, JobParameters):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_JSON
 
 
 class JobCreated(BaseModel):
