@@ -174,6 +174,21 @@ CASES = [
     Case("boolean as 1 in JSON", 422, "invalid_request", json={"audio": "UklGRg==", "analyze": 1}),
     Case("analyze: time as a number", 422, "invalid_request", path="/analyze", json={"text": "a", "time": 48}),
     Case("analyze: record as 0", 422, "invalid_request", path="/analyze", json={"text": "a", "record": 0}),
+    # Times outside the years a call can have been made in (year 1 overflowed the repeat window: a 500).
+    Case(
+        "analyze: a call in year 1",
+        422,
+        "invalid_request",
+        path="/analyze",
+        json={"text": "a", "time": "0001-01-01T00:00:00Z"},
+    ),
+    Case(
+        "call time in 9999 (form)",
+        422,
+        "invalid_request",
+        files=file(b"RIFF"),
+        data={"call_time": "9999-12-31T23:59:59-08:00"},
+    ),
     Case(
         "corrections: segment as text",
         422,

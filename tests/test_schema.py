@@ -37,20 +37,27 @@ names a change and not a lucky draw; `ASR_TEST_SCHEMA_EXAMPLES=600` sweeps wider
 AUDIO_ROUTES = {"/asr", "/jobs", "/v1/audio/transcriptions"}
 """No schema can say "bytes FFmpeg decodes as speech": a schema-valid file of random bytes is rightly 415, so
 schemathesis' positive-data-acceptance check is left out on these; every other check still runs. Likewise
-GET /corrections' `since`: a pattern cannot say which days exist (2026-13-45 is rightly 422)."""
+GET /corrections' `since`: a pattern cannot say which days exist (2026-13-45 is rightly 422); and /analyze's `time`:
+a format cannot say which years a call can have been made in (year 1 is rightly 422)."""
 NOT_ALL_VALID_ACCEPTED = {(method, path) for method in ("POST", "GET") for path in AUDIO_ROUTES} | {
-    ("GET", "/corrections")
+    ("GET", "/corrections"),
+    ("POST", "/analyze"),
 }
 
 
 def multipart_cannot_carry(case: schemathesis.Case) -> bool:
-    """A form sends a list as one part per item: an empty list is no part at all and a list of one is the same
-    bytes as a single value, so "redact: []" or "redact: [true]" cannot be told from absent or "true"."""
-    return (
-        case.media_type == "multipart/form-data"
-        and isinstance(case.body, dict)
-        and any(isinstance(value, list) and len(value) <= 1 for value in case.body.values())
-    )
+    """A form carries only text. A list is one part per item, so an empty list is no part at all and a list of one
+    is the same bytes as a single value ("redact: []" or "[true]" cannot be told from absent or "true"). And a number
+    or boolean put in place of text by a negative case is sent as its text ("hotwords: 0.0" is the hotword "0.0",
+    "analyze: 1" is a form's usual "1"), which is not a type violation on the wire."""
+    if case.media_type != "multipart/form-data" or not isinstance(case.body, dict):
+        return False
+    values = list(case.body.values())
+    if any(isinstance(value, list) and len(value) <= 1 for value in values):
+        return True
+    negative = any(component.mode.is_negative for component in case.meta.components.values())
+    items = [item for value in values for item in (value if isinstance(value, list) else [value])]
+    return negative and any(isinstance(item, int | float | bool) or item is None for item in items)
 
 
 @pytest.fixture(scope="module")

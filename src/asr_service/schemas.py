@@ -3,7 +3,7 @@
 import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from asr_service.hotline.analysis import Ticket
 from asr_service.hotwords import MAX_HOTWORDS, split_hotwords
@@ -23,10 +23,23 @@ def _time_as_text(value: object) -> object:
     return value
 
 
-IsoDateTime = Annotated[datetime.datetime, Strict(False), BeforeValidator(_time_as_text)]
-"""A time as the schema offers it: ISO 8601 text. pydantic would also read a number as Unix seconds, which no
-client of a hotline means (48 would file the call in 1970); lax even inside a strict JSON model, since JSON has no
-date type."""
+CALL_YEARS = range(1970, 2100)
+"""The years a call can have been made in. Outside them a time is a mistake, and at the ends of Python's calendar
+(year 1, 9999) the repeat window and time zones overflow (year 1 was a 500, found by a schemathesis sweep)."""
+
+
+def _time_of_a_call(value: datetime.datetime) -> datetime.datetime:
+    if value.year not in CALL_YEARS:
+        raise ValueError(f"a time between {CALL_YEARS.start} and {CALL_YEARS.stop - 1}")
+    return value
+
+
+IsoDateTime = Annotated[
+    datetime.datetime, Strict(False), BeforeValidator(_time_as_text), AfterValidator(_time_of_a_call)
+]
+"""A call's time as the schema offers it: ISO 8601 text, in CALL_YEARS. pydantic would also read a number as Unix
+seconds, which no client of a hotline means (48 would file the call in 1970); lax even inside a strict JSON model,
+since JSON has no date type."""
 
 
 def _number_not_text(value: object) -> object:
@@ -35,9 +48,10 @@ def _number_not_text(value: object) -> object:
     return value
 
 
-WholeNumber = Annotated[int, Strict(False), BeforeValidator(_number_not_text)]
-"""An integer as JSON Schema has it: 9 or 9.0 (json.loads makes the second a float, which strict mode refuses), never
-"9" or true."""
+NUMBER_NOT_TEXT = BeforeValidator(_number_not_text)
+"""For an integer in a strict JSON model, with `Field(strict=False)` before it: a number as JSON Schema has it, 9 or
+9.0 (json.loads makes the second a float, which strict mode refuses), never "9" or true. (Constraints such as `ge`
+must come before it in `Annotated`, or the schema shows them under their Python names.)"""
 
 STRICT_JSON = ConfigDict(extra="forbid", strict=True)
 """JSON bodies take exactly the types their schema names: no "true" or 1 for a boolean, no "5" for a number. (Form
@@ -75,7 +89,8 @@ class TranscriptionOptions(BaseModel):
     )
     call_time: IsoDateTime | None = Field(
         default=None,
-        description="When the call was made (ISO 8601), for repeat detection; default: now (a job: when queued).",
+        description="When the call was made (ISO 8601, 1970–2099), for repeat detection; default: now (a job: when "
+        "queued).",
     )
 
     @field_validator("hotwords", mode="before")

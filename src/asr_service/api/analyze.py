@@ -30,7 +30,7 @@ class AnalyzeRequest(BaseModel):
 
     text: str = Field(max_length=MAX_ANALYZE_CHARS, description=f"At most {MAX_ANALYZE_CHARS:,} characters.")
     call_id: str | None = Field(default=None, max_length=200, description="Default: a new id.")
-    time: IsoDateTime | None = Field(default=None, description="When the call was made; default: now.")
+    time: IsoDateTime | None = Field(default=None, description="When the call was made (1970–2099); default: now.")
     record: bool = Field(default=False, description="File the ticket in the history that repeats are found in.")
 
 

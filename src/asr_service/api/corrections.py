@@ -15,7 +15,7 @@ from asr_service.errors import InvalidParameterError, NotFoundError
 from asr_service.hotline.analysis import as_aware
 from asr_service.hotline.config import CATEGORIES
 from asr_service.jobs.corrections import CorrectedField, Correction
-from asr_service.schemas import STRICT_JSON, ErrorResponse, TranscriptionResponse, WholeNumber
+from asr_service.schemas import NUMBER_NOT_TEXT, STRICT_JSON, ErrorResponse, TranscriptionResponse
 
 router = APIRouter(prefix="/corrections", tags=["corrections"])
 
@@ -30,7 +30,9 @@ class CorrectionRequest(BaseModel):
     )  # fmt: skip
 
     job_id: str = Field(max_length=32, pattern=r"^[0-9a-f]+$")
-    segment_id: WholeNumber | None = Field(default=None, ge=0, description="The segment, for `field: text`.")
+    segment_id: Annotated[int, Field(ge=0, strict=False), NUMBER_NOT_TEXT] | None = Field(
+        default=None, description="The segment, for `field: text`."
+    )
     field: CorrectedField = Field(default="text", description="`text` (a segment) or a ticket field.")
     corrected: str = Field(min_length=1, max_length=MAX_CORRECTED_CHARS)
 
