@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # COMMAND=PACKAGE pairs; a path instead of a command checks for that file (the CJK font the report's charts use).
-SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl initdb=postgresql runuser=util-linux chromium=chromium chromedriver=chromium-driver \
+SYSTEM_PACKAGES := nginx=nginx-light openssl=openssl g++=g++ initdb=postgresql runuser=util-linux chromium=chromium chromedriver=chromium-driver \
 	/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc=fonts-noto-cjk
 
 .PHONY: install system-packages run proxy test lint bench bench-long bench-gpu eval tiny-model clean

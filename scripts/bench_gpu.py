@@ -9,7 +9,8 @@ own VAD. `same` is the share of segments whose text equals the first variant's (
 Prints, per engine variant: real-time factor (audio seconds per wall second) for batches of 8 in arrival order and
 in length order, the latency of a lone 5-second segment, seconds per stage (features, encoder, prefill, decode) per
 batch, peak GPU memory; then, through the HTTP service, real-time factor at each concurrency, the median latency of
-a lone 5-second request and the histogram of batch sizes the worker formed. `--json FILE` keeps every figure.
+a lone 5-second request and the histogram of batch sizes the worker formed at each concurrency (its warm-up request
+included). `--json FILE` keeps every figure.
 """
 
 import argparse
@@ -48,6 +49,9 @@ VARIANTS: dict[str, GlmAsrOptions] = {
     "compile": GlmAsrOptions(compile=True),
     "compile+device-features": GlmAsrOptions(compile=True, features_on_device=True),
     "compile+device-features+trim": GlmAsrOptions(compile=True, features_on_device=True, encoder_window="trim"),
+    "loop": GlmAsrOptions(decoder="loop"),
+    "compile+loop": GlmAsrOptions(compile=True, decoder="loop"),
+    "compile+device-features+loop": GlmAsrOptions(compile=True, features_on_device=True, decoder="loop"),
 }
 """Engine options to compare; `before` (the engine of an earlier commit, `--before FILE`) is measured first."""
 
@@ -171,15 +175,20 @@ def load_before_engine(path: Path) -> type:
     return module.GlmAsrEngine
 
 
-def batch_size_histogram(metrics_text: str) -> dict[str, int]:
-    """Batches per size from the service's own Prometheus histogram (cumulative buckets made per-size)."""
-    buckets = [
-        (float(match[1]), float(match[2]))
+def batch_size_counts(metrics_text: str) -> dict[float, float]:
+    """Cumulative batches per size bucket from the service's own Prometheus histogram."""
+    return {
+        float(match[1]): float(match[2])
         for match in re.finditer(r'asr_batch_size_bucket\{le="([^"]+)"\} ([0-9.e+]+)', metrics_text)
         if match[1] != "+Inf"
-    ]
+    }
+
+
+def batch_size_histogram(before: dict[float, float], after: dict[float, float]) -> dict[str, int]:
+    """Batches per size formed between two readings of `batch_size_counts` (cumulative buckets made per-size)."""
     histogram, previous = {}, 0.0
-    for upper, cumulative in buckets:
+    for upper in sorted(after):
+        cumulative = after[upper] - before.get(upper, 0.0)
         if cumulative - previous:
             histogram[f"<={upper:g}"] = int(cumulative - previous)
         previous = cumulative
@@ -210,9 +219,11 @@ def measure_http(
         figures["lone_5s_request_p50_ms"] = asyncio.run(lone_request_ms(url, five_second_wav(), 15))
         for concurrency in concurrencies:
             sent = [files[i % len(files)] for i in range(max(requests, concurrency))]
+            before = batch_size_counts(httpx.get(f"{url}/metrics").text)
             audio, wall = asyncio.run(http_throughput(url, sent, concurrency))
             figures[f"rtfx_concurrency_{concurrency}"] = audio / wall
-        figures["batch_sizes"] = batch_size_histogram(httpx.get(f"{url}/metrics").text)
+            after = batch_size_counts(httpx.get(f"{url}/metrics").text)
+            figures[f"batch_sizes_concurrency_{concurrency}"] = batch_size_histogram(before, after)
     if device == "cuda":
         figures["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30
     return figures
@@ -283,6 +294,7 @@ def main() -> int:
                 glm_encoder_window=options.encoder_window,
                 glm_features_on_device=options.features_on_device,
                 glm_compile=options.compile,
+                glm_decoder=options.decoder,
                 max_queue_wait_seconds=3600,
             )
             concurrencies = [int(c) for c in args.concurrency.split(",")]

@@ -2,7 +2,10 @@
 exactly what the model run directly (the documented processor + generate) gives, and its log-mel features, computed
 over each segment's own samples, equal the feature extractor's 30-second padded ones."""
 
+import json
+import shutil
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ from audio_factory import clip_samples, manifest
 from transformers import AutoProcessor, GlmAsrForConditionalGeneration, WhisperFeatureExtractor
 
 from asr_service.engines.base import Chunk, TokenBudget
-from asr_service.engines.glm_asr import GlmAsrEngine, instruction_for
+from asr_service.engines.glm_asr import GlmAsrEngine, GlmAsrOptions, instruction_for
 from asr_service.engines.log_mel import SegmentLogMel
 
 MONO = [clip.file for clip in manifest() if clip.channels == 1]
@@ -36,9 +39,12 @@ def test_segment_features_equal_the_extractors_padded_ones() -> None:
     assert torch.equal(got["attention_mask"].int(), expected["attention_mask"].int())
 
 
-def test_engine_gives_what_the_model_run_directly_gives(tiny_glmasr_dir: Path, speech: list[Chunk]) -> None:
+@pytest.mark.parametrize("decoder", ["generate", "loop"])
+def test_engine_gives_what_the_model_run_directly_gives(
+    tiny_glmasr_dir: Path, speech: list[Chunk], decoder: Literal["generate", "loop"]
+) -> None:
     budget = TokenBudget(16, 16)
-    engine = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget)
+    engine = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder=decoder))
     batched = [
         result for start in range(0, len(speech), 4) for result in engine.transcribe_batch(speech[start : start + 4])
     ]
@@ -61,3 +67,45 @@ def test_engine_gives_what_the_model_run_directly_gives(tiny_glmasr_dir: Path, s
         ends = [i for i, token in enumerate(tokens.tolist()) if token in model.generation_config.eos_token_id]
         scored = steps[: ends[0] + 1] if ends else steps
         assert result.confidence == pytest.approx(float(scored.exp().mean()), abs=1e-3)
+
+
+def batched(engine: GlmAsrEngine, chunks: list[Chunk], sizes: list[int]) -> list[tuple[str, float]]:
+    """Texts and confidences with the chunks cut into batches of the given sizes, in turn."""
+    results, start = [], 0
+    while start < len(chunks):
+        size = sizes[len(results) % len(sizes)]
+        results += [(r.text, r.confidence) for r in engine.transcribe_batch(chunks[start : start + size])]
+        start += size
+    return results
+
+
+def test_compiled_greedy_loop_decodes_what_the_eager_loop_decodes(tiny_glmasr_dir: Path, speech: list[Chunk]) -> None:
+    """`torch.compile` of the whole decoding step (CUDA graphs on a GPU; here the CPU's compiler), with the static
+    cache reused across batches of two sizes: the same texts and confidences as the uncompiled loop."""
+    budget = TokenBudget(8, 8)
+    eager = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
+    compiled = GlmAsrEngine(
+        tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop", compile=True, max_cache_tokens=512)
+    )
+    chunks = [Chunk(chunk.audio[: 6 * 16000]) for chunk in speech]
+    expected = batched(eager, chunks, [4, 2])
+    assert batched(compiled, chunks, [4, 2]) == expected
+    assert len({text for text, _ in expected}) > 1
+
+
+def test_a_generation_config_the_loop_cannot_apply_is_decoded_by_generate(
+    tiny_glmasr_dir: Path, speech: list[Chunk], tmp_path: Path
+) -> None:
+    """A checkpoint whose generation config asks for a repetition penalty: `ASR_GLM_DECODER=loop` does not ignore
+    it, the engine decodes with generate and gives generate's results."""
+    penalised = tmp_path / "penalised"
+    shutil.copytree(tiny_glmasr_dir, penalised)
+    config_file = penalised / "generation_config.json"
+    config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"repetition_penalty": 1.5}))
+    budget = TokenBudget(8, 8)
+    chunks = speech[:4]
+    with_generate = GlmAsrEngine(penalised, "cpu", torch.float32, budget).transcribe_batch(chunks)
+    asked_for_loop = GlmAsrEngine(penalised, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
+    assert asked_for_loop.transcribe_batch(chunks) == with_generate
+    unpenalised = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
+    assert unpenalised.transcribe_batch(chunks) != with_generate  # the penalty changes what is decoded

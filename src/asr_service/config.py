@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     """GLM-ASR decodes with a static KV cache and a compiled step (CUDA graphs; CUDA only). Start-up compiles one
     graph per batch size before /readyz turns ready (see the README's GPU section for the cost and the gain)."""
 
+    glm_decoder: Literal["generate", "loop"] = "generate"
+    """How GLM-ASR decodes greedily: `generate` (transformers'), or `loop`, our loop that computes the same tokens
+    without making the host wait for the GPU after each one (see the README's GPU section)."""
+
     cache_dir: Path = Path.home() / ".cache" / "asr_service"
     """Where the embedded whisper-base model is reassembled once from its PyPI packages."""
 

@@ -22,6 +22,7 @@ from transformers import (
 
 from asr_service.audio import SAMPLE_RATE
 from asr_service.engines.base import Chunk, ChunkResult, EngineProfile, TokenBudget
+from asr_service.engines.greedy_loop import GreedyLoop, unsupported_reason
 from asr_service.engines.log_mel import SegmentLogMel
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def instruction_for(chunk: Chunk) -> str:
 
 
 class _PerRowTokenBudget(StoppingCriteria):
-    """Stops each row at its own budget, so a 2 s segment is not given the 15 s segment's allowance."""
+    """Stops each row at its own budget, so a 2 s segment is not given the 15 s segment's allowance. The budgets
+    live on the model's device: a copy from the host every step would make the host wait for the device."""
 
     def __init__(self, prompt_length: int, budgets: torch.Tensor) -> None:
         self._prompt_length = prompt_length
@@ -46,7 +48,7 @@ class _PerRowTokenBudget(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
         generated = input_ids.shape[1] - self._prompt_length
-        return (self._budgets.to(input_ids.device) <= generated).to(torch.bool)
+        return self._budgets <= generated
 
 
 class _ChosenTokenLogProbs(LogitsProcessor):
@@ -79,9 +81,14 @@ class GlmAsrOptions:
     """Compute log-mel features on the model's device (torch STFT) rather than on the CPU."""
     compile: bool = False
     """Decode with a static KV cache and a `torch.compile`d step (CUDA graphs): one compilation per batch size,
-    at start-up when `warm_up` is called, then far fewer kernel launches per token."""
+    at start-up when `warm_up` is called, then far fewer kernel launches per token. `generate` compiles on CUDA
+    only; the loop compiles on any device (the tests compile it on the CPU)."""
     max_cache_tokens: int = 1024
     """Static cache length (prompt + generated tokens); a batch that needs more runs without compilation."""
+    decoder: Literal["generate", "loop"] = "generate"
+    """`generate`: transformers' `generate`, which waits for the device after every token; `loop`: our greedy
+    loop (`greedy_loop.py`), the same tokens with the device given whole steps and asked to stop only every few
+    steps. `compile` compiles whichever decodes."""
 
 
 GLM_ASR_PROFILE = EngineProfile(max_segment_seconds=15.0, merge_gap_seconds=0.6, speech_pad_ms=400, max_batch_size=8)
@@ -153,7 +160,21 @@ class GlmAsrEngine:
         eos = self._model.generation_config.eos_token_id or self._model.config.text_config.eos_token_id
         self._eos_ids = sorted({eos} if isinstance(eos, int) else set(eos))
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos_ids[0]
+        self._loop = self._greedy_loop() if options.decoder == "loop" else None
         logger.info("GLM-ASR loaded: %s on %s (%s)", self.model_name, self._device, dtype)
+
+    def _greedy_loop(self) -> GreedyLoop | None:
+        config = self._model.generation_config
+        if reason := unsupported_reason(config):
+            logger.warning("GLM-ASR decodes with generate, not the greedy loop: %s", reason)
+            return None
+        return GreedyLoop(
+            self._model,
+            self._eos_ids,
+            list(config.suppress_tokens or []),
+            compile=self.options.compile,
+            max_cache_tokens=self.options.max_cache_tokens,
+        )
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         if self._graph_thread is not None:
@@ -164,27 +185,22 @@ class GlmAsrEngine:
         started = self._mark()
         inputs = self._inputs(chunks)
         features_done = self._mark()
-        prompt_length = inputs["input_ids"].shape[1]
-        budgets = torch.tensor([self._budget.for_duration(chunk.duration) for chunk in chunks])
-        confidence = _ChosenTokenLogProbs(self._mark)
+        budgets = [self._budget.for_duration(chunk.duration) for chunk in chunks]
         encoder_seconds = _EncoderTimer(self._model, self._mark, enabled=self.stage_seconds is not None)
         try:
-            with torch.inference_mode(), encoder_seconds:
-                sequences = self._model.generate(
-                    **inputs,
-                    generation_config=self._generation_config(prompt_length, int(budgets.max())),
-                    logits_processor=[confidence],
-                    stopping_criteria=[_PerRowTokenBudget(prompt_length, budgets)],
-                )
+            with encoder_seconds:
+                if self._loop is not None:
+                    rows = self._loop.decode(inputs, budgets, self._mark)
+                    tokens, token_logprobs, first = rows.tokens, rows.logprobs, rows.prefill_done_at
+                else:
+                    tokens, token_logprobs, first = self._generate(inputs, budgets)
         except torch.cuda.OutOfMemoryError:
             del inputs
             torch.cuda.empty_cache()  # give the cached blocks back before the worker retries with half the batch
             raise
-        tokens = sequences[:, prompt_length:].cpu()
-        token_logprobs = torch.stack(confidence.steps, dim=1).float().cpu()
         if self.stage_seconds is not None:
             ended = self._mark()
-            first = confidence.first_step_at or ended
+            first = first or ended
             for stage, seconds in (
                 ("features", features_done - started),
                 ("encoder", encoder_seconds.total),
@@ -192,7 +208,24 @@ class GlmAsrEngine:
                 ("decode", ended - first),
             ):
                 self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
-        return [self._result(tokens[i], token_logprobs[i], int(budgets[i])) for i in range(len(chunks))]
+        return [self._result(tokens[i], token_logprobs[i], budgets[i]) for i in range(len(chunks))]
+
+    def _generate(
+        self, inputs: dict[str, torch.Tensor], budgets: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, float | None]:
+        """Greedy `generate`: generated tokens and their log-probabilities on the CPU, and when the prefill ended."""
+        prompt_length = inputs["input_ids"].shape[1]
+        confidence = _ChosenTokenLogProbs(self._mark)
+        row_budgets = torch.tensor(budgets, device=self._device)
+        with torch.inference_mode():
+            sequences = self._model.generate(
+                **inputs,
+                generation_config=self._generation_config(prompt_length, max(budgets)),
+                logits_processor=[confidence],
+                stopping_criteria=[_PerRowTokenBudget(prompt_length, row_budgets)],
+            )
+        tokens = sequences[:, prompt_length:].cpu()
+        return tokens, torch.stack(confidence.steps, dim=1).float().cpu(), confidence.first_step_at
 
     def warm_up(self, batch_sizes: Iterable[int]) -> None:
         """Run one batch of each size, so compilation (one graph per batch size) and CUDA's lazy set-up happen

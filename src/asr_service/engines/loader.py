@@ -76,7 +76,8 @@ def load_engine(settings: Settings) -> AsrEngine:
     options = GlmAsrOptions(
         encoder_window=settings.glm_encoder_window,
         features_on_device=settings.glm_features_on_device,
-        compile=settings.glm_compile,
+        compile=settings.glm_compile and device == "cuda",
+        decoder=settings.glm_decoder,
     )
     engine = GlmAsrEngine(location, device, resolve_dtype(settings.dtype, device), budget, options)
     largest = settings.max_batch_size or engine.profile.max_batch_size
