@@ -37,7 +37,7 @@ from asr_service.audio import SAMPLE_RATE
 from asr_service.audio.decode import decode_audio
 from asr_service.audio.vad import SpeechDetector
 from asr_service.config import Settings
-from asr_service.engines.base import AsrEngine, Chunk, TokenBudget
+from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, TokenBudget
 from asr_service.engines.glm_asr import GLM_ASR_PROFILE, GlmAsrEngine, GlmAsrOptions
 from asr_service.server import serve_in_thread
 from asr_service.transcription import decode_limits, vad_params
@@ -207,14 +207,30 @@ async def lone_request_ms(url: str, wav: bytes, times: int) -> float:
     return statistics.median(latencies) * 1000
 
 
+class InstantEngine:
+    """Answers every segment at once with an empty text: through HTTP, what the service around the model (upload,
+    decoding, voice activity, queue, response) carries at most, the ceiling of the end-to-end figure."""
+
+    model_name = "instant"
+    profile = GLM_ASR_PROFILE
+
+    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
+        return [ChunkResult(text="", confidence=1.0) for _ in chunks]
+
+
 def measure_http(
-    settings: Settings, files: list[bytes], concurrencies: list[int], requests: int, device: str
+    settings: Settings,
+    files: list[bytes],
+    concurrencies: list[int],
+    requests: int,
+    device: str,
+    engine: AsrEngine | None = None,
 ) -> dict[str, object]:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     figures: dict[str, object] = {}
     started = time.perf_counter()
-    with serve_in_thread(settings, start_timeout=1800) as url:
+    with serve_in_thread(settings, engine, start_timeout=1800) as url:
         figures["start_seconds"] = time.perf_counter() - started
         figures["lone_5s_request_p50_ms"] = asyncio.run(lone_request_ms(url, five_second_wav(), 15))
         for concurrency in concurrencies:
@@ -240,6 +256,9 @@ def main() -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"of: {', '.join(VARIANTS)}; or none")
     parser.add_argument("--before", type=Path, help="glm_asr.py of an earlier commit, measured as `before`")
     parser.add_argument("--http", default="", help="variant to serve through HTTP (empty: no HTTP run)")
+    parser.add_argument(
+        "--front-end", action="store_true", help="also serve an engine that answers at once: the front end's ceiling"
+    )
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=64, help="requests per HTTP run (at least the concurrency)")
     parser.add_argument("--json", type=Path, help="write every figure here")
@@ -282,6 +301,8 @@ def main() -> int:
             results[name] = {key: value for key, value in figures.__dict__.items() if key != "texts"}
             print(f"{name}: {json.dumps(results[name])}", flush=True)
         report["engine"] = results
+        http: dict[str, object] = {}
+        concurrencies = [int(c) for c in args.concurrency.split(",")]
         if args.http:
             options = VARIANTS[args.http]
             settings = Settings(
@@ -297,9 +318,14 @@ def main() -> int:
                 glm_decoder=options.decoder,
                 max_queue_wait_seconds=3600,
             )
-            concurrencies = [int(c) for c in args.concurrency.split(",")]
-            report["http"] = {args.http: measure_http(settings, files, concurrencies, args.requests, args.device)}
-            print(f"http {args.http}: {json.dumps(report['http'])}", flush=True)
+            http[args.http] = measure_http(settings, files, concurrencies, args.requests, args.device)
+            print(f"http {args.http}: {json.dumps(http[args.http])}", flush=True)
+        if args.front_end:
+            settings = Settings(max_queue_wait_seconds=3600, max_batch_size=args.batch_size)
+            http["front-end"] = measure_http(settings, files, concurrencies, args.requests, "cpu", InstantEngine())
+            print(f"http front-end: {json.dumps(http['front-end'])}", flush=True)
+        if http:
+            report["http"] = http
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     print_table(report)

@@ -21,6 +21,7 @@ def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Pat
             "--segments=8",
             "--variants=now,trim,loop",
             "--http=loop",
+            "--front-end",
             "--concurrency=1,2",
             "--requests=2",
             f"--json={report_file}",
@@ -41,3 +42,5 @@ def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Pat
     assert http["rtfx_concurrency_1"] > 0 and http["rtfx_concurrency_2"] > 0 and http["lone_5s_request_p50_ms"] > 0
     for concurrency in (1, 2):  # the warm-up request and at least one batch per request sent
         assert sum(http[f"batch_sizes_concurrency_{concurrency}"].values()) >= 2
+    front_end = report["http"]["front-end"]  # the service around an engine that answers at once
+    assert front_end["rtfx_concurrency_2"] > http["rtfx_concurrency_2"]

@@ -89,7 +89,9 @@ def test_compiled_greedy_loop_decodes_what_the_eager_loop_decodes(tiny_glmasr_di
     )
     chunks = [Chunk(chunk.audio[: 6 * 16000]) for chunk in speech]
     expected = batched(eager, chunks, [4, 2])
+    torch._dynamo.utils.counters.clear()
     assert batched(compiled, chunks, [4, 2]) == expected
+    assert not torch._dynamo.utils.counters["graph_break"]  # one graph per step: nothing runs between its kernels
     assert len({text for text, _ in expected}) > 1
 
 

@@ -5,7 +5,8 @@ its Python bookkeeping (inputs, masks, logits processors, stopping criteria) bet
 costs the sum of the host's and the device's time. This loop gives the device a whole step at once (the language
 model on one token per row, the suppression of barred tokens, the argmax and the chosen token's log-probability) and
 asks only every `check_every` steps whether every row has ended, so the host queues steps ahead of the device. With
-`compile`, that step is compiled (CUDA graphs on a GPU) with a static KV cache kept per batch size.
+`compile`, that step is compiled (CUDA graphs on a GPU) with a static KV cache kept per batch size; it compiles
+whole, without graph breaks (tested), but a break on another device would only cost speed, not fail.
 
 It computes the same thing as greedy `generate` with the checkpoint's generation config (tests compare tokens and
 confidence on real recordings): the same prompt positions (left padding counted out), the same cache, the same
@@ -89,7 +90,7 @@ class GreedyLoop:
         self._caches: dict[int, StaticCache] = {}
         """With `compile`: one cache per batch size, reused (reset) so the compiled step finds the same tensors."""
         self._step: Callable[..., tuple[torch.Tensor, torch.Tensor]] = (
-            torch.compile(self._decode_step, mode="reduce-overhead", fullgraph=True, dynamic=False)
+            torch.compile(self._decode_step, mode="reduce-overhead", fullgraph=False, dynamic=False)
             if compile
             else self._decode_step
         )
