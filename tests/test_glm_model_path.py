@@ -81,17 +81,22 @@ def batched(engine: GlmAsrEngine, chunks: list[Chunk], sizes: list[int]) -> list
 
 def test_compiled_greedy_loop_decodes_what_the_eager_loop_decodes(tiny_glmasr_dir: Path, speech: list[Chunk]) -> None:
     """`torch.compile` of the whole decoding step (CUDA graphs on a GPU; here the CPU's compiler), with the static
-    cache reused across batches of two sizes: the same texts and confidences as the uncompiled loop."""
+    cache reused across batches of two sizes: the same texts and confidences as the uncompiled loop. A batch too
+    long for the static cache (15-second segments) is decoded uncompiled, also the same, and compiles nothing."""
     budget = TokenBudget(8, 8)
     eager = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
     compiled = GlmAsrEngine(
-        tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop", compile=True, max_cache_tokens=512)
+        tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop", compile=True, max_cache_tokens=300)
     )
-    chunks = [Chunk(chunk.audio[: 6 * 16000]) for chunk in speech]
-    expected = batched(eager, chunks, [4, 2])
+    longest = sorted(speech, key=lambda chunk: chunk.duration)[-2:]
+    assert max(chunk.duration for chunk in longest) == 15
+    chunks = [Chunk(chunk.audio[: 6 * 16000]) for chunk in speech] + longest
+    sizes = [4, 2, 4, 2, 2]  # the last batch holds a 15-second segment: 120 tokens after a prompt of about 200
+    expected = batched(eager, chunks, sizes)
     torch._dynamo.utils.counters.clear()
-    assert batched(compiled, chunks, [4, 2]) == expected
+    assert batched(compiled, chunks, sizes) == expected
     assert not torch._dynamo.utils.counters["graph_break"]  # one graph per step: nothing runs between its kernels
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2  # one per batch size, none for the long one
     assert len({text for text, _ in expected}) > 1
 
 

@@ -43,7 +43,14 @@ def test_full_size_model_batches_on_gpu_within_6_gib(
 
 
 @pytest.mark.parametrize(
-    "options", [GlmAsrOptions(features_on_device=True), GlmAsrOptions(compile=True)], ids=["device-features", "compile"]
+    "options",
+    [
+        GlmAsrOptions(features_on_device=True),
+        GlmAsrOptions(compile=True),
+        GlmAsrOptions(decoder="loop"),
+        GlmAsrOptions(decoder="loop", compile=True),
+    ],
+    ids=["device-features", "compile", "loop", "compile+loop"],
 )
 def test_gpu_options_give_the_plain_paths_tokens(
     tiny_glmasr_dir: Path, speech: list[Chunk], options: GlmAsrOptions

@@ -84,15 +84,14 @@ class GreedyLoop:
         """Added to every step's scores: -inf on suppressed tokens, as `generate`'s suppression does."""
         if suppress_ids:
             self._bias[torch.tensor(suppress_ids, device=self._device)] = -math.inf
-        self._compile = compile
         self._max_cache_tokens = max_cache_tokens
         self._check_every = check_every
         self._caches: dict[int, StaticCache] = {}
         """With `compile`: one cache per batch size, reused (reset) so the compiled step finds the same tensors."""
-        self._step: Callable[..., tuple[torch.Tensor, torch.Tensor]] = (
+        self._compiled_step = (
             torch.compile(self._decode_step, mode="reduce-overhead", fullgraph=False, dynamic=False)
             if compile
-            else self._decode_step
+            else None
         )
 
     @torch.inference_mode()
@@ -105,7 +104,7 @@ class GreedyLoop:
         prompt_mask = inputs["attention_mask"]
         rows, prompt_length = prompt_mask.shape
         steps = max(budgets)
-        cache, cache_length = self._cache(rows, prompt_length + steps)
+        cache, cache_length, compiled = self._cache(rows, prompt_length + steps)
         # One mask for every step: the prompt's (left padding masked out), then ones; causality hides what is
         # not yet written. Positions count from each row's first real token, as `generate`'s do.
         mask = torch.ones(rows, cache_length, dtype=prompt_mask.dtype, device=self._device)
@@ -128,32 +127,35 @@ class GreedyLoop:
         for step in range(1, steps):
             if step % self._check_every == 0 and bool(ended.all()):
                 break  # the host waits for the device here, once per `check_every` steps
-            token, logprob = self._next(token, position, mask, cache)
+            token, logprob = self._next(token, position, mask, cache, compiled)
             position = position + 1
             tokens.append(token)
             logprobs.append(logprob)
             ended = ended | torch.isin(token, self._end_ids) | (limits <= step + 1)
         return DecodedRows(torch.stack(tokens, 1).cpu(), torch.stack(logprobs, 1).float().cpu(), prefill_done_at)
 
-    def _cache(self, rows: int, needed: int) -> tuple[StaticCache, int]:
+    def _cache(self, rows: int, needed: int) -> tuple[StaticCache, int, bool]:
+        """A cache for this batch, its length, and whether the compiled step runs on it: with `compile`, the one
+        kept for this batch size, reset; otherwise (or for a batch that needs more) a new one, decoded uncompiled,
+        so an odd batch never makes the step compile again."""
         config = self._model.config.text_config
-        if not self._compile or needed > self._max_cache_tokens:
-            return StaticCache(config=config, max_cache_len=needed), needed
+        if self._compiled_step is None or needed > self._max_cache_tokens:
+            return StaticCache(config=config, max_cache_len=needed), needed, False
         cache = self._caches.get(rows)
         if cache is None:
             cache = self._caches[rows] = StaticCache(config=config, max_cache_len=self._max_cache_tokens)
         else:
             cache.reset()
-        return cache, self._max_cache_tokens
+        return cache, self._max_cache_tokens, True
 
     def _next(
-        self, token: torch.Tensor, position: torch.Tensor, mask: torch.Tensor, cache: StaticCache
+        self, token: torch.Tensor, position: torch.Tensor, mask: torch.Tensor, cache: StaticCache, compiled: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self._compile:
-            return self._step(token, position, mask, cache)
+        if not compiled or self._compiled_step is None:
+            return self._decode_step(token, position, mask, cache)
         # A CUDA graph's outputs live in buffers its next replay overwrites: start a new step, keep copies.
         torch.compiler.cudagraph_mark_step_begin()
-        token, logprob = self._step(token, position, mask, cache)
+        token, logprob = self._compiled_step(token, position, mask, cache)
         return token.clone(), logprob.clone()
 
     def _decode_step(
