@@ -100,15 +100,37 @@ def test_compiled_greedy_loop_decodes_what_the_eager_loop_decodes(tiny_glmasr_di
     assert len({text for text, _ in expected}) > 1
 
 
+def with_generation_config(model_dir: Path, target: Path, **settings: object) -> Path:
+    """A copy of the checkpoint whose generation config also holds `settings`."""
+    shutil.copytree(model_dir, target)
+    config_file = target / "generation_config.json"
+    config_file.write_text(json.dumps(json.loads(config_file.read_text()) | settings))
+    return target
+
+
+def test_the_loop_suppresses_the_tokens_the_generation_config_bars(
+    tiny_glmasr_dir: Path, speech: list[Chunk], tmp_path: Path
+) -> None:
+    """A generation config that bars the end tokens (as the benchmark's full-size checkpoint does, so every segment
+    uses its whole budget): the loop decodes what generate decodes, every segment to its budget."""
+    barred = with_generation_config(tiny_glmasr_dir, tmp_path / "barred", suppress_tokens=[0, 2, 4])
+    budget = TokenBudget(16, 16)
+    chunks = speech[6:]  # three of these end early when the end tokens are allowed
+    expected = GlmAsrEngine(barred, "cpu", torch.float32, budget).transcribe_batch(chunks)
+    got = GlmAsrEngine(barred, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop")).transcribe_batch(chunks)
+    assert [r.text for r in got] == [r.text for r in expected]
+    assert [r.confidence for r in got] == pytest.approx([r.confidence for r in expected], abs=1e-4)
+    unbarred = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget).transcribe_batch(chunks)
+    longer = [len(b.text) > len(u.text) for b, u in zip(expected, unbarred, strict=True)]
+    assert sum(longer) == 3 and all(b.text.startswith(u.text) for b, u in zip(expected, unbarred, strict=True))
+
+
 def test_a_generation_config_the_loop_cannot_apply_is_decoded_by_generate(
     tiny_glmasr_dir: Path, speech: list[Chunk], tmp_path: Path
 ) -> None:
     """A checkpoint whose generation config asks for a repetition penalty: `ASR_GLM_DECODER=loop` does not ignore
     it, the engine decodes with generate and gives generate's results."""
-    penalised = tmp_path / "penalised"
-    shutil.copytree(tiny_glmasr_dir, penalised)
-    config_file = penalised / "generation_config.json"
-    config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"repetition_penalty": 1.5}))
+    penalised = with_generation_config(tiny_glmasr_dir, tmp_path / "penalised", repetition_penalty=1.5)
     budget = TokenBudget(8, 8)
     chunks = speech[:4]
     with_generate = GlmAsrEngine(penalised, "cpu", torch.float32, budget).transcribe_batch(chunks)
