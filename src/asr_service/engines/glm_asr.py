@@ -22,7 +22,7 @@ from transformers import (
 
 from asr_service.audio import SAMPLE_RATE
 from asr_service.engines.base import Chunk, ChunkResult, EngineProfile, TokenBudget
-from asr_service.engines.greedy_loop import GreedyLoop, unsupported_reason
+from asr_service.engines.greedy_loop import GreedyLoop, greedy_choice, unsupported_reason
 from asr_service.engines.log_mel import SegmentLogMel
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class _ChosenTokenLogProbs(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.first_step_at is None:
             self.first_step_at = self._clock()
-        self.steps.append(scores.max(dim=-1).values - torch.logsumexp(scores, dim=-1))
+        self.steps.append(greedy_choice(scores)[1])
         return scores
 
 

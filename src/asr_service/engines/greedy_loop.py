@@ -55,6 +55,10 @@ def unsupported_reason(config: GenerationConfig) -> str | None:
     return None
 
 
+_Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, StaticCache], tuple[torch.Tensor, torch.Tensor]]
+"""One decoding step: (token, position, mask, cache) -> (next token, its log-probability), per row."""
+
+
 @dataclass(frozen=True)
 class DecodedRows:
     tokens: torch.Tensor
@@ -104,7 +108,7 @@ class GreedyLoop:
         prompt_mask = inputs["attention_mask"]
         rows, prompt_length = prompt_mask.shape
         steps = max(budgets)
-        cache, cache_length, compiled = self._cache(rows, prompt_length + steps)
+        cache, cache_length, next_step = self._cache(rows, prompt_length + steps)
         # One mask for every step: the prompt's (left padding masked out), then ones; causality hides what is
         # not yet written. Positions count from each row's first real token, as `generate`'s do.
         mask = torch.ones(rows, cache_length, dtype=prompt_mask.dtype, device=self._device)
@@ -127,33 +131,33 @@ class GreedyLoop:
         for step in range(1, steps):
             if step % self._check_every == 0 and bool(ended.all()):
                 break  # the host waits for the device here, once per `check_every` steps
-            token, logprob = self._next(token, position, mask, cache, compiled)
+            token, logprob = next_step(token, position, mask, cache)
             position = position + 1
             tokens.append(token)
             logprobs.append(logprob)
             ended = ended | torch.isin(token, self._end_ids) | (limits <= step + 1)
         return DecodedRows(torch.stack(tokens, 1).cpu(), torch.stack(logprobs, 1).float().cpu(), prefill_done_at)
 
-    def _cache(self, rows: int, needed: int) -> tuple[StaticCache, int, bool]:
-        """A cache for this batch, its length, and whether the compiled step runs on it: with `compile`, the one
-        kept for this batch size, reset; otherwise (or for a batch that needs more) a new one, decoded uncompiled,
-        so an odd batch never makes the step compile again."""
+    def _cache(self, rows: int, needed: int) -> tuple[StaticCache, int, _Step]:
+        """A cache for this batch, its length, and the step to decode on it: with `compile`, the cache kept for this
+        batch size, reset, and the compiled step; otherwise (or for a batch that needs more) a new cache and the
+        uncompiled step, so an odd batch never makes the step compile again."""
         config = self._model.config.text_config
         if self._compiled_step is None or needed > self._max_cache_tokens:
-            return StaticCache(config=config, max_cache_len=needed), needed, False
+            return StaticCache(config=config, max_cache_len=needed), needed, self._decode_step
         cache = self._caches.get(rows)
         if cache is None:
             cache = self._caches[rows] = StaticCache(config=config, max_cache_len=self._max_cache_tokens)
         else:
             cache.reset()
-        return cache, self._max_cache_tokens, True
+        return cache, self._max_cache_tokens, self._replay_step
 
-    def _next(
-        self, token: torch.Tensor, position: torch.Tensor, mask: torch.Tensor, cache: StaticCache, compiled: bool
+    def _replay_step(
+        self, token: torch.Tensor, position: torch.Tensor, mask: torch.Tensor, cache: StaticCache
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not compiled or self._compiled_step is None:
-            return self._decode_step(token, position, mask, cache)
-        # A CUDA graph's outputs live in buffers its next replay overwrites: start a new step, keep copies.
+        """The compiled step. A CUDA graph's outputs live in buffers its next replay overwrites: each call starts a
+        new step and keeps copies."""
+        assert self._compiled_step is not None
         torch.compiler.cudagraph_mark_step_begin()
         token, logprob = self._compiled_step(token, position, mask, cache)
         return token.clone(), logprob.clone()
@@ -168,6 +172,11 @@ class GreedyLoop:
 
     def _choose(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The greedy token and its log-probability among the scores `generate` would see (float32, suppressed)."""
-        scores = logits.float() + self._bias
-        best = scores.max(dim=-1)
-        return best.indices, best.values - torch.logsumexp(scores, dim=-1)
+        return greedy_choice(logits.float() + self._bias)
+
+
+def greedy_choice(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, the highest-scoring token (the first on a tie, as argmax) and its log-probability: two reductions,
+    no full-vocabulary softmax kept. The confidence of both decoders is built from this log-probability."""
+    best = scores.max(dim=-1)
+    return best.indices, best.values - torch.logsumexp(scores, dim=-1)
