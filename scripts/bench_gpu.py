@@ -37,7 +37,7 @@ from asr_service.audio import SAMPLE_RATE
 from asr_service.audio.decode import decode_audio
 from asr_service.audio.vad import SpeechDetector
 from asr_service.config import Settings
-from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, TokenBudget
+from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, PreparesInputs, TokenBudget
 from asr_service.engines.glm_asr import GLM_ASR_PROFILE, GlmAsrEngine, GlmAsrOptions
 from asr_service.server import serve_in_thread
 from asr_service.transcription import decode_limits, vad_params
@@ -52,6 +52,7 @@ VARIANTS: dict[str, GlmAsrOptions] = {
     "loop": GlmAsrOptions(decoder="loop"),
     "compile+loop": GlmAsrOptions(compile=True, decoder="loop"),
     "compile+device-features+loop": GlmAsrOptions(compile=True, features_on_device=True, decoder="loop"),
+    "compile+loop+unprepared": GlmAsrOptions(compile=True, decoder="loop", prepare_ahead=False),
 }
 """Engine options to compare; `before` (the engine of an earlier commit, `--before FILE`) is measured first."""
 
@@ -91,6 +92,9 @@ class EngineFigures:
     warm_up_seconds: float
     rtfx_arrival: float
     rtfx_by_length: float
+    prepare_ms_per_segment: float
+    """Inputs prepared ahead (`PreparesInputs`), on one thread, outside the timed batches: the service does it on
+    its preprocessing threads while the GPU runs other batches. 0 for a variant that prepares nothing."""
     lone_5s_ms: float
     stage_ms_per_batch: dict[str, float]
     peak_allocated_gib: float
@@ -120,6 +124,11 @@ def measure_engine(
     _sync(device)
     warm = time.perf_counter()
     audio = sum(chunk.duration for chunk in segments)
+    prepare_started = time.perf_counter()
+    if isinstance(engine, PreparesInputs):  # as the service's preprocessing threads do, before the batches form
+        segments = engine.prepare(segments)
+    prepared = any(chunk.prepared is not None for chunk in segments)
+    prepare_seconds = time.perf_counter() - prepare_started if prepared else 0.0
 
     def run(model: AsrEngine, order: list[Chunk]) -> tuple[float, list[str]]:
         _sync(device)
@@ -153,6 +162,7 @@ def measure_engine(
         warm_up_seconds=warm - loaded,
         rtfx_arrival=rtfx_arrival,
         rtfx_by_length=rtfx_by_length,
+        prepare_ms_per_segment=prepare_seconds / len(segments) * 1000,
         lone_5s_ms=statistics.median(lone) * 1000,
         stage_ms_per_batch={stage: seconds / max(batches, 1) * 1000 for stage, seconds in stages.items()},
         peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0.0,
@@ -316,6 +326,7 @@ def main() -> int:
                 glm_features_on_device=options.features_on_device,
                 glm_compile=options.compile,
                 glm_decoder=options.decoder,
+                glm_prepare_ahead=options.prepare_ahead,
                 max_queue_wait_seconds=3600,
             )
             http[args.http] = measure_http(settings, files, concurrencies, args.requests, args.device)
@@ -335,14 +346,14 @@ def main() -> int:
 def print_table(report: dict[str, object]) -> None:
     print(f"\n{report['device']}, {report['dtype']}, torch {report['torch']}, {report['date']}")
     print(f"{report['segments']} segments, {report['audio_seconds']:.0f} s audio", end=", ")
-    print(f"mean {report['mean_segment_seconds']:.1f} s; stages in ms per batch")
+    print(f"mean {report['mean_segment_seconds']:.1f} s; stages in ms per batch, prep in ms per segment")
     engine = report.get("engine", {})
     assert isinstance(engine, dict)
-    columns = ["RTFx", "sorted", "5s ms", "feat", "enc", "pre", "dec", "GiB", "warm s", "same"]
+    columns = ["RTFx", "sorted", "5s ms", "prep", "feat", "enc", "pre", "dec", "GiB", "warm s", "same"]
     print(f"{'variant':30}" + "".join(f"{column:>8}" for column in columns))
     for name, f in engine.items():
         stages = f["stage_ms_per_batch"]
-        values = [f["rtfx_arrival"], f["rtfx_by_length"], f["lone_5s_ms"]]
+        values = [f["rtfx_arrival"], f["rtfx_by_length"], f["lone_5s_ms"], f["prepare_ms_per_segment"]]
         values += [stages.get(stage, 0.0) for stage in ("features", "encoder", "prefill", "decode")]
         values += [f["peak_reserved_gib"], f["warm_up_seconds"], f["same"]]
         print(f"{name:30}" + "".join(f"{value:8.2f}" for value in values))

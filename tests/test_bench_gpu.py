@@ -37,6 +37,8 @@ def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Pat
         assert figures["rtfx_arrival"] > 0 and figures["lone_5s_ms"] > 0
         assert set(figures["stage_ms_per_batch"]) == {"features", "encoder", "prefill", "decode"}
     assert report["engine"]["now"]["same"] == 1.0
+    assert report["engine"]["now"]["prepare_ms_per_segment"] > 0  # inputs prepared before the batches, timed apart
+    assert report["engine"]["trim"]["prepare_ms_per_segment"] == 0  # a trimmed window depends on the batch
     assert report["engine"]["loop"]["same"] == 1.0  # our greedy loop decodes what generate decodes
     http = report["http"]["loop"]
     assert http["rtfx_concurrency_1"] > 0 and http["rtfx_concurrency_2"] > 0 and http["lone_5s_request_p50_ms"] > 0

@@ -4,6 +4,8 @@ over each segment's own samples, equal the feature extractor's 30-second padded 
 
 import json
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -39,14 +41,16 @@ def test_segment_features_equal_the_extractors_padded_ones() -> None:
     assert torch.equal(got["attention_mask"].int(), expected["attention_mask"].int())
 
 
-@pytest.mark.parametrize("decoder", ["generate", "loop"])
+@pytest.mark.parametrize(("decoder", "ahead"), [("generate", False), ("loop", False), ("loop", True)])
 def test_engine_gives_what_the_model_run_directly_gives(
-    tiny_glmasr_dir: Path, speech: list[Chunk], decoder: Literal["generate", "loop"]
+    tiny_glmasr_dir: Path, speech: list[Chunk], decoder: Literal["generate", "loop"], ahead: bool
 ) -> None:
+    """`ahead`: the segments' inputs prepared before their batch, as the service does."""
     budget = TokenBudget(16, 16)
     engine = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder=decoder))
+    chunks = engine.prepare(speech) if ahead else speech
     batched = [
-        result for start in range(0, len(speech), 4) for result in engine.transcribe_batch(speech[start : start + 4])
+        result for start in range(0, len(chunks), 4) for result in engine.transcribe_batch(chunks[start : start + 4])
     ]
     processor = AutoProcessor.from_pretrained(tiny_glmasr_dir)
     model = GlmAsrForConditionalGeneration.from_pretrained(tiny_glmasr_dir, dtype=torch.float32).eval()
@@ -138,3 +142,69 @@ def test_a_generation_config_the_loop_cannot_apply_is_decoded_by_generate(
     assert asked_for_loop.transcribe_batch(chunks) == with_generate
     unpenalised = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
     assert unpenalised.transcribe_batch(chunks) != with_generate  # the penalty changes what is decoded
+
+
+def test_inputs_prepared_ahead_stack_to_the_processors_batch(tiny_glmasr_dir: Path, speech: list[Chunk]) -> None:
+    """Segments prepared one block at a time (features and prompt tokens), then batched: exactly the tensors the
+    processor gives for the batch, prompts of different lengths (hotwords) padded on the left as it pads them. While
+    a segment waits in the queue it keeps only its own frames, not the 30-second window's."""
+    engine = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, TokenBudget(8, 8))
+    terms = [(), ("朝阳区",), ("望京街道", "12345 热线", "市场监管局")]
+    chunks = [Chunk(chunk.audio, hotwords=terms[i % 3]) for i, chunk in enumerate(speech)]
+    chunks += [Chunk(np.zeros(16_000, dtype=np.float32)), Chunk(np.zeros(2_000, dtype=np.float32))]
+    prepared = engine.prepare(chunks[:5]) + engine.prepare(chunks[5:])
+    for start in range(0, len(chunks), 4):
+        expected = engine._inputs(chunks[start : start + 4])
+        got = engine._inputs(prepared[start : start + 4])
+        assert got.keys() == expected.keys()
+        for key, tensor in expected.items():
+            assert got[key].dtype == tensor.dtype and torch.equal(got[key], tensor), key
+    for chunk, ahead in zip(chunks, prepared, strict=True):
+        frames = ahead.prepared.features.shape[1]  # type: ignore[union-attr]
+        assert frames <= chunk.audio.shape[0] // 160 + 3  # 10 ms frames, and the transform's last window or two
+
+
+def test_segments_it_cannot_prepare_are_left_to_their_batch(tiny_glmasr_dir: Path, speech: list[Chunk]) -> None:
+    """A segment longer than the 30-second window (the processor splits it), features on the model's device, or
+    inputs another engine made: the batch computes the inputs itself, and the results stay the model's."""
+    budget = TokenBudget(8, 8)
+    engine = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget)
+    other = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget)
+    long_call = Chunk(np.concatenate([chunk.audio for chunk in speech])[: 31 * 16000])
+    assert engine.prepare([speech[0], long_call])[0].prepared is None
+    on_device = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(features_on_device=True))
+    assert on_device.prepare(speech[:2])[0].prepared is None
+    mixed = engine.prepare(speech[:2]) + speech[2:4]
+    expected = engine.transcribe_batch(speech[:4])
+    assert engine.transcribe_batch(mixed) == expected
+    assert engine.transcribe_batch(other.prepare(speech[:4])) == expected
+
+
+def test_preparing_on_many_threads_while_the_worker_decodes(tiny_glmasr_dir: Path, speech: list[Chunk]) -> None:
+    """The service prepares segments on every preprocessing thread while the worker decodes and detokenises: no
+    thread sees the tokenizer's "Already borrowed" error, and every prepared segment is the same."""
+    engine = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, TokenBudget(8, 8))
+    chunks = [Chunk(chunk.audio[: 3 * 16000], hotwords=("望京",) * (i % 2)) for i, chunk in enumerate(speech)]
+    reference = [engine._inputs(chunks[i : i + 1]) for i in range(len(chunks))]
+    stop = threading.Event()
+
+    def decode_until_stopped() -> int:
+        batches = 0
+        while not stop.is_set():
+            engine.transcribe_batch(chunks[:2])
+            batches += 1
+        return batches
+
+    def prepare_each(offset: int) -> list[Chunk]:
+        return [engine.prepare([chunks[(offset + i) % len(chunks)]])[0] for i in range(len(chunks))]
+
+    with ThreadPoolExecutor(9) as pool:
+        worker = pool.submit(decode_until_stopped)
+        prepared = list(pool.map(prepare_each, range(8)))
+        stop.set()
+        assert worker.result() > 0
+    for offset, rows in enumerate(prepared):
+        for i, row in enumerate(rows):
+            assert row.prepared is not None  # a failed preparation would leave it unset
+            got, expected = engine._inputs([row]), reference[(offset + i) % len(chunks)]
+            assert all(torch.equal(got[key], expected[key]) for key in expected)

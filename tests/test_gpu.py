@@ -43,24 +43,26 @@ def test_full_size_model_batches_on_gpu_within_6_gib(
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "ahead"),
     [
-        GlmAsrOptions(features_on_device=True),
-        GlmAsrOptions(compile=True),
-        GlmAsrOptions(decoder="loop"),
-        GlmAsrOptions(decoder="loop", compile=True),
+        (GlmAsrOptions(features_on_device=True), False),
+        (GlmAsrOptions(compile=True), False),
+        (GlmAsrOptions(decoder="loop"), False),
+        (GlmAsrOptions(decoder="loop", compile=True), False),
+        (GlmAsrOptions(decoder="loop", compile=True), True),
     ],
-    ids=["device-features", "compile", "loop", "compile+loop"],
+    ids=["device-features", "compile", "loop", "compile+loop", "compile+loop+prepared"],
 )
 def test_gpu_options_give_the_plain_paths_tokens(
-    tiny_glmasr_dir: Path, speech: list[Chunk], options: GlmAsrOptions
+    tiny_glmasr_dir: Path, speech: list[Chunk], options: GlmAsrOptions, ahead: bool
 ) -> None:
-    """In float32 on real speech: the same text and confidence as the plain path, batch by batch."""
+    """In float32 on real speech: the same text and confidence as the plain path, batch by batch. `ahead`: inputs
+    prepared before the batch, stacked in pinned memory and copied without waiting."""
     budget = TokenBudget(16, 16)
     plain = GlmAsrEngine(tiny_glmasr_dir, "cuda", torch.float32, budget)
     fast = GlmAsrEngine(tiny_glmasr_dir, "cuda", torch.float32, budget, options)
     for start in range(0, len(speech), 8):
         batch = speech[start : start + 8]
-        expected, got = plain.transcribe_batch(batch), fast.transcribe_batch(batch)
+        expected, got = plain.transcribe_batch(batch), fast.transcribe_batch(fast.prepare(batch) if ahead else batch)
         assert [r.text for r in got] == [r.text for r in expected]
         assert [r.confidence for r in got] == pytest.approx([r.confidence for r in expected], abs=1e-3)

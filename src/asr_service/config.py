@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     """How GLM-ASR decodes greedily: `generate` (transformers'), or `loop`, our loop that computes the same tokens
     without making the host wait for the GPU after each one (see the README's GPU section)."""
 
+    glm_prepare_ahead: bool = True
+    """Compute each GLM-ASR segment's features and prompt tokens on a preprocessing thread as soon as VAD finds it,
+    so the worker that feeds the GPU only stacks them (the same inputs; off only to measure what it saves)."""
+
     cache_dir: Path = Path.home() / ".cache" / "asr_service"
     """Where the embedded whisper-base model is reassembled once from its PyPI packages."""
 

@@ -20,7 +20,7 @@ from asr_service.audio.vad import SileroModel, SpeechSpan, SpeechStream, VadPara
 from asr_service.batching import Batcher, SegmentOutcome
 from asr_service.batching.fair_queue import Priority
 from asr_service.config import Settings
-from asr_service.engines.base import Chunk, EngineProfile
+from asr_service.engines.base import Chunk, EngineProfile, PreparesInputs
 from asr_service.errors import EmptyAudioError, RequestTimeoutError
 from asr_service.language import ChineseScript, guess_language
 from asr_service.metrics import ServiceMetrics
@@ -167,12 +167,8 @@ class Transcriber:
         try:
             while not all(c.stream.finished for c in channels):
                 _check_still_wanted(client_gone, deadline, self._settings.request_timeout_seconds)
-                found = await self._preprocess(scan, self._vad, [c.stream for c in channels], SCAN_BLOCK_WINDOWS)
-                chunks: list[Chunk] = []
-                for channel, spans in zip(channels, found, strict=True):
-                    for span in spans:
-                        pieces.append(_Piece(channel.channel, span))
-                        chunks.append(Chunk(channel.stream.samples[span.start : span.end], language, hotwords))
+                found, chunks = await self._preprocess(self._next_block, channels, language, hotwords)
+                pieces += found
                 if chunks:
                     submitted = self._batcher.submit(request_id, chunks)
                     tracker.submitted(submitted, chunks)
@@ -222,6 +218,23 @@ class Transcriber:
             ),
             redactions=redactions,
         )
+
+    def _next_block(
+        self, channels: list[_Channel], language: str | None, hotwords: tuple[str, ...]
+    ) -> tuple[list[_Piece], list[Chunk]]:
+        """Scan the next block of every channel for speech; each span that became final is a chunk, with its model
+        inputs prepared here when the engine can, on this preprocessing thread rather than in the model's worker."""
+        pieces: list[_Piece] = []
+        chunks: list[Chunk] = []
+        found = scan(self._vad, [c.stream for c in channels], SCAN_BLOCK_WINDOWS)
+        for channel, spans in zip(channels, found, strict=True):
+            for span in spans:
+                pieces.append(_Piece(channel.channel, span))
+                chunks.append(Chunk(channel.stream.samples[span.start : span.end], language, hotwords))
+        engine = self._batcher.engine
+        if chunks and isinstance(engine, PreparesInputs):
+            chunks = engine.prepare(chunks)
+        return pieces, chunks
 
     def _open_channels(
         self, audio: DecodedAudio, options: TranscriptionOptions

@@ -5,8 +5,8 @@ The batching worker only knows this Protocol, so GLM-ASR, the embedded Whisper a
 
 import math
 import sys
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +23,9 @@ class Chunk:
     """`zh`, `yue`, `en`, or None to let the model decide."""
     hotwords: tuple[str, ...] = ()
     """Names and terms likely in this call (street names, agencies), given to the model as context."""
+    prepared: object | None = field(default=None, repr=False, compare=False)
+    """The engine's own inputs for this chunk, computed ahead by `PreparesInputs.prepare` on a preprocessing
+    thread; only the engine that made them reads them."""
 
     @property
     def duration(self) -> float:
@@ -73,6 +76,17 @@ class AsrEngine(Protocol):
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
         """Transcribe all chunks in one padded batch; return one result per chunk, in order."""
+        ...
+
+
+@runtime_checkable
+class PreparesInputs(Protocol):
+    """An engine whose per-segment input work (features, prompt tokens) can be done before the segment's batch is
+    formed, on the preprocessing threads, so the one worker that feeds the model only stacks it."""
+
+    def prepare(self, chunks: list[Chunk]) -> list[Chunk]:
+        """The same chunks with `prepared` set where this engine can; never raises (an unprepared chunk is
+        prepared in its batch instead). Called from any thread."""
         ...
 
 

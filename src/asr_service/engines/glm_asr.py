@@ -1,6 +1,7 @@
 """GLM-ASR-Nano-2512 through transformers: padded batch -> greedy generate -> text and token-probability confidence."""
 
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from transformers import (
     AutoProcessor,
+    BatchFeature,
     CompileConfig,
     GenerationConfig,
     GlmAsrForConditionalGeneration,
@@ -89,6 +91,27 @@ class GlmAsrOptions:
     """`generate`: transformers' `generate`, which waits for the device after every token; `loop`: our greedy
     loop (`greedy_loop.py`), the same tokens with the device given whole steps and asked to stop only every few
     steps. `compile` compiles whichever decodes."""
+    prepare_ahead: bool = True
+    """`prepare` computes each segment's features and prompt tokens when it is found (on a preprocessing thread),
+    so a batch only stacks them; applies with the full window and features on the CPU (otherwise a segment's
+    features depend on its batch, or belong on the device)."""
+
+
+@dataclass(frozen=True)
+class _PreparedInputs:
+    """One segment's model inputs, computed ahead of its batch, as the processor gives them for a batch of one.
+    Kept compact while the segment waits in the queue: the feature frames past the speech (the window's padding)
+    all equal the last frame, so only the frames before them are kept, with that last frame."""
+
+    owner: "GlmAsrEngine"
+    input_ids: torch.Tensor
+    """(prompt tokens,) without padding."""
+    features: torch.Tensor
+    """(mel bins, frames up to the padding), in the model's dtype."""
+    last_frame: torch.Tensor
+    """(mel bins,): the value of every frame after `features`."""
+    features_mask: torch.Tensor
+    """(window frames,) as the processor gives it."""
 
 
 GLM_ASR_PROFILE = EngineProfile(max_segment_seconds=15.0, merge_gap_seconds=0.6, speech_pad_ms=400, max_batch_size=8)
@@ -156,6 +179,9 @@ class GlmAsrEngine:
         self._model = GlmAsrForConditionalGeneration.from_pretrained(model_id, dtype=dtype).to(self._device).eval()
         features_device = self._device if options.features_on_device else torch.device("cpu")
         self._processor.feature_extractor = SegmentLogMel(self._processor.feature_extractor, features_device)
+        self._prepares_ahead = (
+            options.prepare_ahead and options.encoder_window == "full" and not options.features_on_device
+        )
         tokenizer = self._processor.tokenizer
         eos = self._model.generation_config.eos_token_id or self._model.config.text_config.eos_token_id
         self._eos_ids = sorted({eos} if isinstance(eos, int) else set(eos))
@@ -174,6 +200,34 @@ class GlmAsrEngine:
             list(config.suppress_tokens or []),
             compile=self.options.compile,
             max_cache_tokens=self.options.max_cache_tokens,
+        )
+
+    def prepare(self, chunks: list[Chunk]) -> list[Chunk]:
+        """Each chunk with its inputs computed (`_PreparedInputs`), on the calling preprocessing thread; unchanged
+        when this engine prepares nothing ahead, for a segment longer than one encoder window (the processor
+        splits it), or if the processor fails (the batch then runs it, and reports the failure per segment)."""
+        if not self._prepares_ahead or not chunks:
+            return chunks
+        try:
+            inputs = self._process(chunks)
+        except Exception:
+            logger.warning("preparing %d segment(s) ahead failed; their batch will", len(chunks), exc_info=True)
+            return chunks
+        if inputs["input_features"].shape[0] != len(chunks):
+            return chunks
+        return [dataclasses.replace(chunk, prepared=self._compact(inputs, row)) for row, chunk in enumerate(chunks)]
+
+    def _compact(self, inputs: BatchFeature, row: int) -> _PreparedInputs:
+        features = inputs["input_features"][row].to(self._dtype)
+        last_frame = features[:, -1]
+        differs = (features != last_frame[:, None]).any(dim=0).nonzero()
+        kept = int(differs[-1, 0]) + 1 if differs.numel() else 0
+        return _PreparedInputs(
+            owner=self,
+            input_ids=inputs["input_ids"][row][inputs["attention_mask"][row].bool()].clone(),
+            features=features[:, :kept].clone(),
+            last_frame=last_frame.clone(),
+            features_mask=inputs["input_features_mask"][row].clone(),
         )
 
     def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
@@ -235,19 +289,53 @@ class GlmAsrEngine:
             self.transcribe_batch([silence] * size)
 
     def _inputs(self, chunks: list[Chunk]) -> dict[str, torch.Tensor]:
+        """The batch's inputs on the model's device: stacked from the chunks' prepared inputs when every chunk has
+        them, from the processor otherwise (equal either way: `tests/test_glm_model_path.py`)."""
+        prepared = [chunk.prepared for chunk in chunks]
+        if all(isinstance(row, _PreparedInputs) and row.owner is self for row in prepared):
+            return self._stack(prepared)  # type: ignore[arg-type]
+        inputs = self._process(chunks).to(self._device)
+        inputs["input_features"] = inputs["input_features"].to(self._dtype)
+        return inputs
+
+    def _process(self, chunks: list[Chunk]) -> BatchFeature:
+        """The processor's batch for these chunks, on the CPU (features on the device with `features_on_device`).
+        Called from the worker and from preprocessing threads at once (`prepare`): the feature extractor keeps no
+        state, and the tokenizer is used the same way by every call (tested on many threads)."""
+        processor = self._processor
         audios = [chunk.audio for chunk in chunks]
-        prompts = self._processor.apply_transcription_request(
+        prompts = processor.apply_transcription_request(
             audio=audios, prompt=[instruction_for(chunk) for chunk in chunks], tokenize=False
         )
         audio_kwargs: dict[str, object] = {}
-        window_seconds = self._processor.feature_extractor.chunk_length  # the encoder's window, 30 s
+        window_seconds = processor.feature_extractor.chunk_length  # the encoder's window, 30 s
         if self.options.encoder_window == "trim" and max(chunk.duration for chunk in chunks) <= window_seconds:
             audio_kwargs |= {"padding": "longest", "pad_to_multiple_of": _TRIM_MULTIPLE}
-        inputs = self._processor(text=prompts, audio=audios, sampling_rate=SAMPLE_RATE, audio_kwargs=audio_kwargs).to(
-            self._device
-        )
-        inputs["input_features"] = inputs["input_features"].to(self._dtype)
-        return inputs
+        return processor(text=prompts, audio=audios, sampling_rate=SAMPLE_RATE, audio_kwargs=audio_kwargs)
+
+    def _stack(self, rows: list[_PreparedInputs]) -> dict[str, torch.Tensor]:
+        """The processor's padded batch rebuilt from prepared rows: prompts padded on the left, as the processor
+        pads them; each row's padding frames restored. On CUDA the features are stacked in pinned memory, so
+        their copy to the GPU does not hold up the host."""
+        length = max(row.input_ids.shape[0] for row in rows)
+        input_ids = torch.full((len(rows), length), self._processor.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        bins, frames = rows[0].last_frame.shape[0], rows[0].features_mask.shape[0]
+        pinned = self._device.type == "cuda"
+        features = torch.empty((len(rows), bins, frames), dtype=self._dtype, pin_memory=pinned)
+        for i, row in enumerate(rows):
+            tokens, kept = row.input_ids.shape[0], row.features.shape[1]
+            input_ids[i, length - tokens :] = row.input_ids
+            attention_mask[i, length - tokens :] = 1
+            features[i, :, :kept] = row.features
+            features[i, :, kept:] = row.last_frame[:, None]
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "input_features": features,
+            "input_features_mask": torch.stack([row.features_mask for row in rows]),
+        }
+        return {key: value.to(self._device, non_blocking=pinned) for key, value in batch.items()}
 
     def _generation_config(self, prompt_length: int, max_new_tokens: int) -> GenerationConfig:
         """The checkpoint's own generation settings, made greedy, with our budget and end tokens."""

@@ -78,6 +78,7 @@ def load_engine(settings: Settings) -> AsrEngine:
         features_on_device=settings.glm_features_on_device,
         compile=settings.glm_compile and device == "cuda",
         decoder=settings.glm_decoder,
+        prepare_ahead=settings.glm_prepare_ahead,
     )
     engine = GlmAsrEngine(location, device, resolve_dtype(settings.dtype, device), budget, options)
     largest = settings.max_batch_size or engine.profile.max_batch_size
