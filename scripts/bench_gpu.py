@@ -18,12 +18,16 @@ import asyncio
 import gc
 import importlib.util
 import json
+import multiprocessing
+import os
 import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +43,7 @@ from asr_service.audio.vad import SpeechDetector
 from asr_service.config import Settings
 from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, PreparesInputs, TokenBudget
 from asr_service.engines.glm_asr import GLM_ASR_PROFILE, GlmAsrEngine, GlmAsrOptions
-from asr_service.server import serve_in_thread
+from asr_service.server import SERVER_THREAD, serve_in_thread
 from asr_service.transcription import decode_limits, vad_params
 
 VARIANTS: dict[str, GlmAsrOptions] = {
@@ -205,6 +209,18 @@ def batch_size_histogram(before: dict[float, float], after: dict[float, float]) 
     return histogram
 
 
+def client_throughput(url: str, files: list[bytes], concurrency: int) -> tuple[float, float]:
+    """`http_throughput` in the client's own process, so the client's Python does not share the service's GIL and
+    cores' time is not counted as the service's."""
+    return asyncio.run(http_throughput(url, files, concurrency))
+
+
+def thread_cpu_seconds(thread: threading.Thread) -> float:
+    """CPU seconds one thread of this process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+
+
 async def lone_request_ms(url: str, wav: bytes, times: int) -> float:
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         await client.post("/asr", files={"file": ("five.wav", wav)})
@@ -240,14 +256,23 @@ def measure_http(
         torch.cuda.reset_peak_memory_stats()
     figures: dict[str, object] = {}
     started = time.perf_counter()
-    with serve_in_thread(settings, engine, start_timeout=1800) as url:
+    client = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    with client, serve_in_thread(settings, engine, start_timeout=1800) as url:
         figures["start_seconds"] = time.perf_counter() - started
         figures["lone_5s_request_p50_ms"] = asyncio.run(lone_request_ms(url, five_second_wav(), 15))
+        event_loop = next(thread for thread in threading.enumerate() if thread.name == SERVER_THREAD)
         for concurrency in concurrencies:
             sent = [files[i % len(files)] for i in range(max(requests, concurrency))]
             before = batch_size_counts(httpx.get(f"{url}/metrics").text)
-            audio, wall = asyncio.run(http_throughput(url, sent, concurrency))
+            cpu, loop_cpu = time.process_time(), thread_cpu_seconds(event_loop)
+            audio, wall = client.submit(client_throughput, url, sent, concurrency).result()
+            cpu, loop_cpu = time.process_time() - cpu, thread_cpu_seconds(event_loop) - loop_cpu
             figures[f"rtfx_concurrency_{concurrency}"] = audio / wall
+            # What the service's CPU carries (the client runs in its own process): cores in use, real time per
+            # core, and the most its one event loop could carry at this cost per request.
+            figures[f"cores_busy_concurrency_{concurrency}"] = cpu / wall
+            figures[f"rtfx_per_core_concurrency_{concurrency}"] = audio / max(cpu, 1e-9)
+            figures[f"event_loop_rtfx_ceiling_concurrency_{concurrency}"] = audio / max(loop_cpu, 1e-9)
             after = batch_size_counts(httpx.get(f"{url}/metrics").text)
             figures[f"batch_sizes_concurrency_{concurrency}"] = batch_size_histogram(before, after)
     if device == "cuda":

@@ -44,5 +44,9 @@ def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Pat
     assert http["rtfx_concurrency_1"] > 0 and http["rtfx_concurrency_2"] > 0 and http["lone_5s_request_p50_ms"] > 0
     for concurrency in (1, 2):  # the warm-up request and at least one batch per request sent
         assert sum(http[f"batch_sizes_concurrency_{concurrency}"].values()) >= 2
+    for concurrency in (1, 2):  # the service's CPU, measured apart from the client's (its own process)
+        assert 0 < http[f"cores_busy_concurrency_{concurrency}"] < 4
+        assert http[f"rtfx_per_core_concurrency_{concurrency}"] > 0
+        assert http[f"event_loop_rtfx_ceiling_concurrency_{concurrency}"] >= http[f"rtfx_concurrency_{concurrency}"]
     front_end = report["http"]["front-end"]  # the service around an engine that answers at once
     assert front_end["rtfx_concurrency_2"] > http["rtfx_concurrency_2"]
