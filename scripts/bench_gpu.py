@@ -34,14 +34,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import torch
-from bench import http_throughput, mono_clips
+from bench import InstantEngine, http_throughput, mono_clips
 from make_tiny_glmasr import make_full_size_glmasr
 
 from asr_service.audio import SAMPLE_RATE
 from asr_service.audio.decode import decode_audio
 from asr_service.audio.vad import SpeechDetector
 from asr_service.config import Settings
-from asr_service.engines.base import AsrEngine, Chunk, ChunkResult, PreparesInputs, TokenBudget
+from asr_service.engines.base import AsrEngine, Chunk, PreparesInputs, TokenBudget
 from asr_service.engines.glm_asr import GLM_ASR_PROFILE, GlmAsrEngine, GlmAsrOptions
 from asr_service.server import SERVER_THREAD, serve_in_thread
 from asr_service.transcription import decode_limits, vad_params
@@ -231,17 +231,6 @@ async def lone_request_ms(url: str, wav: bytes, times: int) -> float:
             response.raise_for_status()
             latencies.append(time.perf_counter() - t0)
     return statistics.median(latencies) * 1000
-
-
-class InstantEngine:
-    """Answers every segment at once with an empty text: through HTTP, what the service around the model (upload,
-    decoding, voice activity, queue, response) carries at most, the ceiling of the end-to-end figure."""
-
-    model_name = "instant"
-    profile = GLM_ASR_PROFILE
-
-    def transcribe_batch(self, chunks: list[Chunk]) -> list[ChunkResult]:
-        return [ChunkResult(text="", confidence=1.0) for _ in chunks]
 
 
 def measure_http(

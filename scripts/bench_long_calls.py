@@ -160,23 +160,9 @@ def run_calls(folder: Path, only: str | None) -> None:
             print(out.strip().splitlines()[-1], flush=True)
 
 
-class InstantEngine:
-    """Answers every segment at once, so only the front end (decode, channel decision, VAD, queue) is measured."""
-
-    model_name = "instant"
-
-    def __init__(self) -> None:
-        from asr_service.engines.glm_asr import GLM_ASR_PROFILE
-
-        self.profile = GLM_ASR_PROFILE
-
-    def transcribe_batch(self, chunks: list) -> list:
-        from asr_service.engines.base import ChunkResult
-
-        return [ChunkResult("", 1.0) for _ in chunks]
-
-
 async def preprocessing_throughput(workers: int, files: list[bytes]) -> tuple[float, float]:
+    from bench import InstantEngine
+
     from asr_service.app import create_app
     from asr_service.config import Settings
     from asr_service.schemas import TranscriptionOptions
