@@ -57,54 +57,66 @@ class AccessMiddleware:
         started = time.perf_counter()
         headers = dict(scope.get("headers") or [])
         request_id = _clean_request_id(headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self._record(scope, headers, request_id, status, (time.perf_counter() - started) * 1000)
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the last byte leaves: a client holding its answer finds its audit line written
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            latency_ms = (time.perf_counter() - started) * 1000
-            state = scope.get("state", {})
-            route = scope["path"] if scope["path"] in COUNTED_ROUTES else "other"
-            service_metrics = state.get("metrics")
-            if service_metrics is not None:
-                service_metrics.requests.labels(route, str(status)).inc()
-            user = headers.get(b"x-remote-user", b"").decode("latin-1") or None
-            client = (scope.get("client") or ("-", 0))[0]
-            access_log.info(
-                '%s user="%s" "%s %s" %d %.0fms',
-                client,
-                escape_for_log(user or "-"),
-                escape_for_log(scope["method"]),
-                escape_for_log(scope["path"]),
-                status,
-                latency_ms,
-            )
-            audit: AuditLog | None = state.get("audit_log")
-            if audit is not None and scope["path"] in AUDITED_ROUTES and scope["method"] == "POST":
-                settings: Settings = state["settings"]
-                details = dict(state.get("audit_details", {}))
-                if not settings.audit_text:
-                    details.pop("text", None)
-                audit.write(
-                    AuditRecord(
-                        time=utc_now(),
-                        request_id=request_id,
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status,
-                        error_code=state.get("error_code"),
-                        user=user,
-                        client=client,
-                        latency_ms=round(latency_ms, 1),
-                        **details,
-                    )
+            record()  # no complete answer was sent (an error before it, or the client left)
+
+    @staticmethod
+    def _record(scope: Scope, headers: dict[bytes, bytes], request_id: str, status: int, latency_ms: float) -> None:
+        state = scope.get("state", {})
+        route = scope["path"] if scope["path"] in COUNTED_ROUTES else "other"
+        service_metrics = state.get("metrics")
+        if service_metrics is not None:
+            service_metrics.requests.labels(route, str(status)).inc()
+        user = headers.get(b"x-remote-user", b"").decode("latin-1") or None
+        client = (scope.get("client") or ("-", 0))[0]
+        access_log.info(
+            '%s user="%s" "%s %s" %d %.0fms',
+            client,
+            escape_for_log(user or "-"),
+            escape_for_log(scope["method"]),
+            escape_for_log(scope["path"]),
+            status,
+            latency_ms,
+        )
+        audit: AuditLog | None = state.get("audit_log")
+        if audit is not None and scope["path"] in AUDITED_ROUTES and scope["method"] == "POST":
+            settings: Settings = state["settings"]
+            details = dict(state.get("audit_details", {}))
+            if not settings.audit_text:
+                details.pop("text", None)
+            audit.write(
+                AuditRecord(
+                    time=utc_now(),
+                    request_id=request_id,
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    error_code=state.get("error_code"),
+                    user=user,
+                    client=client,
+                    latency_ms=round(latency_ms, 1),
+                    **details,
                 )
+            )
 
 
 def _clean_request_id(raw: bytes | None) -> str | None:
