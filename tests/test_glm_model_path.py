@@ -3,6 +3,7 @@ exactly what the model run directly (the documented processor + generate) gives,
 over each segment's own samples, equal the feature extractor's 30-second padded ones."""
 
 import json
+import os
 import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -208,3 +209,77 @@ def test_preparing_on_many_threads_while_the_worker_decodes(tiny_glmasr_dir: Pat
             assert row.prepared is not None  # a failed preparation would leave it unset
             got, expected = engine._inputs([row]), reference[(offset + i) % len(chunks)]
             assert all(torch.equal(got[key], expected[key]) for key in expected)
+
+
+RESTART = """
+import json, sys, time
+from pathlib import Path
+import torch
+from audio_factory import clip_samples
+from asr_service.engines.base import Chunk, TokenBudget
+from asr_service.engines.compilation import keep_compiled_kernels_in
+from asr_service.engines.glm_asr import GlmAsrEngine, GlmAsrOptions
+
+model, cache, clip = sys.argv[1:4]
+keep_compiled_kernels_in(Path(cache))
+engine = GlmAsrEngine(model, "cpu", torch.float32, TokenBudget(8, 8), GlmAsrOptions(decoder="loop", compile=True,
+                      max_cache_tokens=300))
+started = time.perf_counter()
+engine.warm_up(range(1, 10))  # batches of up to 9: one more batch size than Dynamo compiles by default
+warm_up_seconds = time.perf_counter() - started
+speech = Chunk(clip_samples(clip)[0][: 6 * 16000])
+texts = [(r.text, r.confidence) for r in engine.transcribe_batch([speech, speech])]
+counters = torch._dynamo.utils.counters
+print(json.dumps({"graphs": counters["stats"]["unique_graphs"], "hits": counters["inductor"]["fxgraph_cache_hit"],
+                  "misses": counters["inductor"]["fxgraph_cache_miss"], "texts": texts,
+                  "warm_up_seconds": warm_up_seconds}))
+"""
+
+
+def test_a_restarted_service_loads_its_compiled_graphs_from_the_cache(tiny_glmasr_dir: Path, tmp_path: Path) -> None:
+    """The compiled decoding step is kept in the service's cache folder (private to its user), so a restart loads
+    it instead of compiling again (261 s of start-up on an H100), and decodes the same. Every batch size gets its
+    own graph, also past the 8 versions of one function that Dynamo compiles by default (`ASR_MAX_BATCH_SIZE=9`)."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "compiled"
+    tests = Path(__file__).parent
+
+    def start() -> dict[str, object]:
+        env = {**os.environ, "PYTHONPATH": str(tests)}
+        env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        ran = subprocess.run(
+            [sys.executable, "-c", RESTART, str(tiny_glmasr_dir), str(cache), MONO[0]],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        return json.loads(ran.stdout.strip().splitlines()[-1])
+
+    first, restarted = start(), start()
+    assert first["graphs"] == restarted["graphs"] == 9  # one per batch size, none left uncompiled
+    assert first["misses"] >= 9 and first["hits"] == 0
+    assert restarted["misses"] == 0 and restarted["hits"] >= 9
+    assert restarted["texts"] == first["texts"]
+    assert cache.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_operators_own_kernel_cache_wins_and_a_shared_one_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from asr_service.engines.compilation import keep_compiled_kernels_in
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "operators"))
+    assert keep_compiled_kernels_in(tmp_path / "ours") == tmp_path / "operators"
+    assert not (tmp_path / "ours").exists()
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(shared))
+    with caplog.at_level("WARNING"):
+        keep_compiled_kernels_in(tmp_path / "ours")
+    assert "writable by other users" in caplog.text

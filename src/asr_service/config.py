@@ -19,6 +19,9 @@ EMBEDDED_MODEL = "whisper-base"
 GLM_ASR_MODEL = "zai-org/GLM-ASR-Nano-2512"
 """The production model, chosen by `ASR_MODEL=auto` when a CUDA device is present."""
 
+MAX_BATCH_SIZE = 64
+"""The most segments `ASR_MAX_BATCH_SIZE` may allow in one batch (so also the most compiled decoding graphs)."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASR_", env_file=None, extra="ignore")
@@ -54,7 +57,8 @@ class Settings(BaseSettings):
     so the worker that feeds the GPU only stacks them (the same inputs; off only to measure what it saves)."""
 
     cache_dir: Path = Path.home() / ".cache" / "asr_service"
-    """Where the embedded whisper-base model is reassembled once from its PyPI packages."""
+    """Where the embedded whisper-base model is reassembled once from its PyPI packages, and, with
+    `ASR_GLM_COMPILE`, where compiled kernels are kept (`compiled/`) so a restart does not compile them again."""
 
     cpu_threads: int = Field(default=0, ge=0)
     """Threads for CPU inference (0: the library's default, usually all cores)."""
@@ -128,7 +132,7 @@ class Settings(BaseSettings):
     """Threads that decode and segment uploads (each runs one core's worth of work). 0: one per CPU core this
     process may use. A long call is segmented a block at a time, so it never holds more than one of them."""
 
-    max_batch_size: int | None = Field(default=None, ge=1, le=64)
+    max_batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH_SIZE)
     """Most segments the worker gives the model at once. Unset: what was measured fastest for the engine on its
     device (see the README's benchmark)."""
 

@@ -23,7 +23,9 @@ from transformers import (
 )
 
 from asr_service.audio import SAMPLE_RATE
+from asr_service.config import MAX_BATCH_SIZE
 from asr_service.engines.base import Chunk, ChunkResult, EngineProfile, TokenBudget
+from asr_service.engines.compilation import allow_graphs
 from asr_service.engines.greedy_loop import GreedyLoop, greedy_choice, unsupported_reason
 from asr_service.engines.log_mel import SegmentLogMel
 
@@ -169,9 +171,14 @@ class GlmAsrEngine:
         self._dtype = dtype
         self._budget = budget
         self.options = options
-        self._graph_thread = ThreadPoolExecutor(1, "glm-asr-graphs") if options.compile else None
+        self._graph_thread = (
+            ThreadPoolExecutor(1, "glm-asr-graphs", initializer=allow_graphs, initargs=(MAX_BATCH_SIZE,))
+            if options.compile
+            else None
+        )
         """Compiled CUDA graphs keep their state in the thread that recorded them, and the batching worker calls
-        the engine from a pool of threads: with `compile`, every call runs in this one thread."""
+        the engine from a pool of threads: with `compile`, every call runs in this one thread, which may keep a
+        compiled step for every batch size the service allows."""
         self.stage_seconds: dict[str, float] | None = None
         """Set to a dict to have each call add its seconds per stage (features, encoder, prefill, decode) to it;
         the stages are then timed with device synchronisation, so only benchmarks do it."""

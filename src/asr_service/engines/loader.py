@@ -10,6 +10,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 
 from asr_service.config import EMBEDDED_MODEL, GLM_ASR_MODEL, Settings
 from asr_service.engines.base import AsrEngine, TokenBudget
+from asr_service.engines.compilation import keep_compiled_kernels_in
 from asr_service.engines.glm_asr import GlmAsrEngine, GlmAsrOptions
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ def load_engine(settings: Settings) -> AsrEngine:
         decoder=settings.glm_decoder,
         prepare_ahead=settings.glm_prepare_ahead,
     )
+    if options.compile:
+        keep_compiled_kernels_in(settings.cache_dir / "compiled")
     engine = GlmAsrEngine(location, device, resolve_dtype(settings.dtype, device), budget, options)
     largest = settings.max_batch_size or engine.profile.max_batch_size
     engine.warm_up(range(1, largest + 1) if options.compile else [1])
