@@ -10,7 +10,9 @@ Prints, per engine variant: real-time factor (audio seconds per wall second) for
 in length order, the latency of a lone 5-second segment, seconds per stage (features, encoder, prefill, decode) per
 batch, peak GPU memory; then, through the HTTP service, real-time factor at each concurrency, the median latency of
 a lone 5-second request and the histogram of batch sizes the worker formed at each concurrency (its warm-up request
-included). `--json FILE` keeps every figure.
+included). `--start-up VARIANT` times `asr-service serve` from launch to ready, on a first start (an empty
+`ASR_CACHE_DIR`) and on a restart (the same folder: compiled kernels loaded, not compiled). `--json FILE` keeps every
+figure.
 """
 
 import argparse
@@ -45,6 +47,9 @@ from asr_service.engines.base import AsrEngine, Chunk, PreparesInputs, TokenBudg
 from asr_service.engines.glm_asr import GLM_ASR_PROFILE, GlmAsrEngine, GlmAsrOptions
 from asr_service.server import SERVER_THREAD, serve_in_thread
 from asr_service.transcription import decode_limits, vad_params
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from processes import start_service  # noqa: E402
 
 VARIANTS: dict[str, GlmAsrOptions] = {
     "now": GlmAsrOptions(),
@@ -269,6 +274,43 @@ def measure_http(
     return figures
 
 
+def measure_start_up(settings: Settings, scratch: Path) -> dict[str, float]:
+    """Seconds from launching `asr-service serve` (its own process, as deployed) until /readyz answers, with an
+    empty cache folder and again with the folder the first start filled: what an operator waits after installing
+    and after a restart."""
+    cache = scratch / "start-up-cache"
+    env = {f"ASR_{name.upper()}": str(value) for name, value in settings.model_dump(exclude_unset=True).items()}
+    env = {**os.environ, **env, "ASR_CACHE_DIR": str(cache), "ASR_DATA_DIR": str(scratch / "start-up-data")}
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)  # the service's own choice, in its cache folder
+    figures: dict[str, float] = {}
+    for name in ("first_start_seconds", "restart_seconds"):
+        started = time.perf_counter()
+        process, _ = start_service(env, scratch / "start-up.log", seconds=1800)
+        figures[name] = time.perf_counter() - started
+        process.terminate()
+        process.wait(timeout=300)
+    return figures
+
+
+def service_settings(options: GlmAsrOptions, model_dir: Path, args: argparse.Namespace, dtype_name: str) -> Settings:
+    """The service as the benchmark runs it: this variant's options, the forced output length, batches of
+    `--batch-size`, and no caller timed out while the queue is long."""
+    return Settings(
+        model=str(model_dir),
+        device=args.device,
+        dtype=dtype_name,
+        tokens_per_second=args.tokens_per_second,
+        min_new_tokens=4,
+        max_batch_size=args.batch_size,
+        glm_encoder_window=options.encoder_window,
+        glm_features_on_device=options.features_on_device,
+        glm_compile=options.compile,
+        glm_decoder=options.decoder,
+        glm_prepare_ahead=options.prepare_ahead,
+        max_queue_wait_seconds=3600,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cuda", "cpu"])
@@ -283,6 +325,7 @@ def main() -> int:
     parser.add_argument(
         "--front-end", action="store_true", help="also serve an engine that answers at once: the front end's ceiling"
     )
+    parser.add_argument("--start-up", default="", help="variant whose start-up and restart to time (empty: none)")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=64, help="requests per HTTP run (at least the concurrency)")
     parser.add_argument("--json", type=Path, help="write every figure here")
@@ -328,21 +371,7 @@ def main() -> int:
         http: dict[str, object] = {}
         concurrencies = [int(c) for c in args.concurrency.split(",")]
         if args.http:
-            options = VARIANTS[args.http]
-            settings = Settings(
-                model=str(model_dir),
-                device=args.device,
-                dtype=dtype_name,
-                tokens_per_second=args.tokens_per_second,
-                min_new_tokens=4,
-                max_batch_size=args.batch_size,
-                glm_encoder_window=options.encoder_window,
-                glm_features_on_device=options.features_on_device,
-                glm_compile=options.compile,
-                glm_decoder=options.decoder,
-                glm_prepare_ahead=options.prepare_ahead,
-                max_queue_wait_seconds=3600,
-            )
+            settings = service_settings(VARIANTS[args.http], model_dir, args, dtype_name)
             http[args.http] = measure_http(settings, files, concurrencies, args.requests, args.device)
             print(f"http {args.http}: {json.dumps(http[args.http])}", flush=True)
         if args.front_end:
@@ -351,6 +380,10 @@ def main() -> int:
             print(f"http front-end: {json.dumps(http['front-end'])}", flush=True)
         if http:
             report["http"] = http
+        if args.start_up:
+            settings = service_settings(VARIANTS[args.start_up], model_dir, args, dtype_name)
+            report["start_up"] = {args.start_up: measure_start_up(settings, Path(scratch))}
+            print(f"start-up {args.start_up}: {json.dumps(report['start_up'])}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     print_table(report)

@@ -26,26 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from audio_factory import Placement, build_call, manifest, wav_bytes  # noqa: E402
-from processes import free_port  # noqa: E402
+from processes import start_service  # noqa: E402
 
 CALL_SECONDS = 300
-
-
-def start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "asr_service", "serve"], env={**env, "ASR_PORT": str(port)}, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(1200):
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the service did not start; see {log}")
 
 
 def run_job(client: httpx.Client, data: bytes, name: str) -> dict:
@@ -115,14 +98,14 @@ def throughput(env: dict[str, str], work: Path, hours: float, url: str) -> None:
 def resume_after_kill(env: dict[str, str], work: Path) -> None:
     env = {**env, "ASR_DATA_DIR": str(work / "resume-data"), "ASR_JOB_POLL_SECONDS": "0.2"}
     call = wav_bytes(build_call([Placement(2 + 12 * k, "zh_funasr_llamacpp_sample.wav") for k in range(10)], 125))
-    process, url = start(env, work / "resume.log")
+    process, url = start_service(env, work / "resume.log")
     ids = [httpx.post(f"{url}/jobs", files={"file": (f"c{i}.wav", call)}).json()["id"] for i in range(4)]
     while not any(httpx.get(f"{url}/jobs/{i}").json()["status"] == "running" for i in ids):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed = time.perf_counter()
-    process, url = start(env, work / "resume.log")
+    process, url = start_service(env, work / "resume.log")
     ready = time.perf_counter() - killed
     first_running = None
     while True:
@@ -149,7 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="asr-bench-jobs-") as folder:
         work = Path(folder)
         env["ASR_DATA_DIR"] = str(work / "data")
-        process, url = start(env, work / "service.log")
+        process, url = start_service(env, work / "service.log")
         try:
             if args.only in (None, "overhead"):
                 submission_overhead(url)

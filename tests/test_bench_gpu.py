@@ -22,6 +22,7 @@ def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Pat
             "--variants=now,trim,loop",
             "--http=loop",
             "--front-end",
+            "--start-up=loop",
             "--concurrency=1,2",
             "--requests=2",
             f"--json={report_file}",
@@ -48,5 +49,7 @@ def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Pat
         assert 0 < http[f"cores_busy_concurrency_{concurrency}"] < 4
         assert http[f"rtfx_per_core_concurrency_{concurrency}"] > 0
         assert http[f"event_loop_rtfx_ceiling_concurrency_{concurrency}"] >= http[f"rtfx_concurrency_{concurrency}"]
+    start_up = report["start_up"]["loop"]  # `asr-service serve` launched twice on one cache folder
+    assert 0 < start_up["first_start_seconds"] < 300 and 0 < start_up["restart_seconds"] < 300
     front_end = report["http"]["front-end"]  # the service around an engine that answers at once
     assert front_end["rtfx_concurrency_2"] > http["rtfx_concurrency_2"]
