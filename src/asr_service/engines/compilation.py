@@ -1,8 +1,9 @@
 """What `torch.compile` needs from the process to serve well: a kernel cache that outlives the process, and room
 for one graph per batch size.
 
-Both are process-wide (an environment variable and a Dynamo setting), which is why they live here and are set once,
-by whoever turns compilation on, before the first compilation.
+Neither belongs to one engine: the cache is an environment variable of the process, set by the loader before the
+first compilation; the limit is a Dynamo setting of the thread that runs the compiled code, set when that thread
+starts.
 """
 
 import logging
