@@ -6,13 +6,13 @@ Its generation config suppresses the end tokens, so every segment emits exactly 
 about what Mandarin speech needs) and runs are comparable. Segments are the shared recordings cut by the service's
 own VAD. `same` is the share of segments whose text equals the first variant's (on CPU in float32: equivalence).
 
-Prints, per engine variant: real-time factor (audio seconds per wall second) for batches of 8 in arrival order and
-in length order, the latency of a lone 5-second segment, seconds per stage (features, encoder, prefill, decode) per
-batch, peak GPU memory; then, through the HTTP service, real-time factor at each concurrency, the median latency of
-a lone 5-second request and the histogram of batch sizes the worker formed at each concurrency (its warm-up request
-included). `--start-up VARIANT` times `asr-service serve` from launch to ready, on a first start (an empty
-`ASR_CACHE_DIR`) and on a restart (the same folder: compiled kernels loaded, not compiled). `--json FILE` keeps every
-figure.
+Prints, per engine variant: real-time factor (audio seconds per wall second) for batches of 8 in arrival order and in
+length order, the latency of a lone 5-second segment, seconds per stage (features, encoder, prefill, decode) per batch
+(with the prefill compiled, the encoder's time is in the prefill's), peak GPU memory; then, through the HTTP service,
+real-time factor at each concurrency, the median latency of a lone 5-second request and the histogram of batch sizes the
+worker formed at each concurrency (its warm-up request included). `--start-up VARIANT` times `asr-service serve` from
+launch to ready, on a first start (an empty `ASR_CACHE_DIR`) and on a restart (the same folder: compiled kernels loaded,
+not compiled). `--json FILE` keeps every figure.
 """
 
 import argparse
@@ -62,6 +62,7 @@ VARIANTS: dict[str, GlmAsrOptions] = {
     "compile+loop": GlmAsrOptions(compile=True, decoder="loop"),
     "compile+device-features+loop": GlmAsrOptions(compile=True, features_on_device=True, decoder="loop"),
     "compile+loop+unprepared": GlmAsrOptions(compile=True, decoder="loop", prepare_ahead=False),
+    "compile+loop+prefill": GlmAsrOptions(compile=True, decoder="loop", compile_prefill=True),
 }
 """Engine options to compare; `before` (the engine of an earlier commit, `--before FILE`) is measured first."""
 
@@ -305,6 +306,7 @@ def service_settings(options: GlmAsrOptions, model_dir: Path, args: argparse.Nam
         glm_encoder_window=options.encoder_window,
         glm_features_on_device=options.features_on_device,
         glm_compile=options.compile,
+        glm_compile_prefill=options.compile_prefill,
         glm_decoder=options.decoder,
         glm_prepare_ahead=options.prepare_ahead,
         max_queue_wait_seconds=3600,

@@ -105,6 +105,32 @@ def test_compiled_greedy_loop_decodes_what_the_eager_loop_decodes(tiny_glmasr_di
     assert len({text for text, _ in expected}) > 1
 
 
+def test_compiled_prefill_decodes_what_the_models_own_prefill_decodes(
+    tiny_glmasr_dir: Path, speech: list[Chunk]
+) -> None:
+    """The prefill compiled once for prompts of every length (audio encoder, placement of its embeddings, prompt
+    through the language model) gives the texts and confidences of the model's own forward, for batches of inputs
+    from the processor and prepared ahead, in one graph without breaks. A segment longer than the encoder's window
+    (two feature rows for one prompt) is prefilled by the model's own forward, and compiles nothing."""
+    budget = TokenBudget(8, 8)
+    eager = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
+    options = GlmAsrOptions(decoder="loop", compile_prefill=True, max_cache_tokens=700)
+    compiled = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, options)
+    two_windows = Chunk(np.concatenate([chunk.audio for chunk in speech])[: 31 * 16000])
+    assert two_windows.duration == 31
+    # Batches of 4, 3 and 4 rows, prompts of three lengths: one graph, its prompt length and batch size symbolic.
+    batches = [speech[:4], [Chunk(chunk.audio[: 3 * 16000]) for chunk in speech[4:7]], speech[7:11], [two_windows]]
+    expected = [[(r.text, r.confidence) for r in eager.transcribe_batch(batch)] for batch in batches]
+    assert len({batch[0].audio.shape[0] for batch in batches}) == 4
+    torch._dynamo.utils.counters.clear()
+    for number, (batch, texts) in enumerate(zip(batches, expected, strict=True)):
+        prepared = compiled.prepare(batch) if number % 2 else batch
+        assert [(r.text, r.confidence) for r in compiled.transcribe_batch(prepared)] == texts
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert len({text for batch in expected for text, _ in batch}) > 5
+
+
 def with_generation_config(model_dir: Path, target: Path, **settings: object) -> Path:
     """A copy of the checkpoint whose generation config also holds `settings`."""
     shutil.copytree(model_dir, target)

@@ -50,8 +50,9 @@ def test_full_size_model_batches_on_gpu_within_6_gib(
         (GlmAsrOptions(decoder="loop"), False),
         (GlmAsrOptions(decoder="loop", compile=True), False),
         (GlmAsrOptions(decoder="loop", compile=True), True),
+        (GlmAsrOptions(decoder="loop", compile=True, compile_prefill=True), True),
     ],
-    ids=["device-features", "compile", "loop", "compile+loop", "compile+loop+prepared"],
+    ids=["device-features", "compile", "loop", "compile+loop", "compile+loop+prepared", "compile+loop+prefill"],
 )
 def test_gpu_options_give_the_plain_paths_tokens(
     tiny_glmasr_dir: Path, speech: list[Chunk], options: GlmAsrOptions, ahead: bool

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     """GLM-ASR decodes with a static KV cache and a compiled step (CUDA graphs; CUDA only). Start-up compiles one
     graph per batch size before /readyz turns ready (see the README's GPU section for the cost and the gain)."""
 
+    glm_compile_prefill: bool = False
+    """With `ASR_GLM_DECODER=loop`: also compile GLM-ASR's prefill (audio encoder and prompt), for every prompt
+    length at once (CUDA only; see the README's GPU section)."""
+
     glm_decoder: Literal["generate", "loop"] = "generate"
     """How GLM-ASR decodes greedily: `generate` (transformers'), or `loop`, our loop that computes the same tokens
     without making the host wait for the GPU after each one (see the README's GPU section)."""

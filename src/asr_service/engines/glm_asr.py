@@ -87,6 +87,9 @@ class GlmAsrOptions:
     """Decode with a static KV cache and a `torch.compile`d step (CUDA graphs): one compilation per batch size,
     at start-up when `warm_up` is called, then far fewer kernel launches per token. `generate` compiles on CUDA
     only; the loop compiles on any device (the tests compile it on the CPU)."""
+    compile_prefill: bool = False
+    """With the loop: also compile the prefill (audio encoder, projector, prompt through the language model), once
+    for every prompt length and for all batch sizes but a few (dynamic shapes). `generate` does not use it."""
     max_cache_tokens: int = 1024
     """Static cache length (prompt + generated tokens); a batch that needs more runs without compilation."""
     decoder: Literal["generate", "loop"] = "generate"
@@ -173,12 +176,12 @@ class GlmAsrEngine:
         self.options = options
         self._graph_thread = (
             ThreadPoolExecutor(1, "glm-asr-graphs", initializer=allow_graphs, initargs=(MAX_BATCH_SIZE,))
-            if options.compile
+            if options.compile or options.compile_prefill
             else None
         )
         """Compiled CUDA graphs keep their state in the thread that recorded them, and the batching worker calls
-        the engine from a pool of threads: with `compile`, every call runs in this one thread, which may keep a
-        compiled step for every batch size the service allows."""
+        the engine from a pool of threads: with a compilation, every call runs in this one thread, which may keep
+        a compiled step for every batch size the service allows."""
         self.stage_seconds: dict[str, float] | None = None
         """Set to a dict to have each call add its seconds per stage (features, encoder, prefill, decode) to it;
         the stages are then timed with device synchronisation, so only benchmarks do it."""
@@ -194,6 +197,8 @@ class GlmAsrEngine:
         self._eos_ids = sorted({eos} if isinstance(eos, int) else set(eos))
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos_ids[0]
         self._loop = self._greedy_loop() if options.decoder == "loop" else None
+        if options.compile_prefill and self._loop is None:
+            logger.warning("GLM-ASR's prefill is compiled only by the greedy loop; generate runs it uncompiled")
         logger.info("GLM-ASR loaded: %s on %s (%s)", self.model_name, self._device, dtype)
 
     def _greedy_loop(self) -> GreedyLoop | None:
@@ -206,6 +211,7 @@ class GlmAsrEngine:
             self._eos_ids,
             list(config.suppress_tokens or []),
             compile=self.options.compile,
+            compile_prefill=self.options.compile_prefill,
             max_cache_tokens=self.options.max_cache_tokens,
         )
 
@@ -247,7 +253,10 @@ class GlmAsrEngine:
         inputs = self._inputs(chunks)
         features_done = self._mark()
         budgets = [self._budget.for_duration(chunk.duration) for chunk in chunks]
-        encoder_seconds = _EncoderTimer(self._model, self._mark, enabled=self.stage_seconds is not None)
+        # A compiled prefill runs the encoder inside its compiled code, where the timer's hooks cannot run: its
+        # time is then counted in the prefill's.
+        timed = self.stage_seconds is not None and not (self._loop is not None and self._loop.compiles_prefill)
+        encoder_seconds = _EncoderTimer(self._model, self._mark, enabled=timed)
         try:
             with encoder_seconds:
                 if self._loop is not None:

@@ -6,7 +6,10 @@ costs the sum of the host's and the device's time. This loop gives the device a 
 model on one token per row, the suppression of barred tokens, the argmax and the chosen token's log-probability) and
 asks only every `check_every` steps whether every row has ended, so the host queues steps ahead of the device. With
 `compile`, that step is compiled (CUDA graphs on a GPU) with a static KV cache kept per batch size; it compiles
-whole, without graph breaks (tested), but a break on another device would only cost speed, not fail.
+whole, without graph breaks (tested), but a break on another device would only cost speed, not fail. With
+`compile_prefill`, the prefill (audio encoder, projector and the prompt through the language model) is compiled too,
+once for every prompt length (dynamic shapes, no CUDA graphs: its kernels are large enough that launching them is
+not what costs).
 
 It computes the same thing as greedy `generate` with the checkpoint's generation config (tests compare tokens and
 confidence on real recordings): the same prompt positions (left padding counted out), the same cache, the same
@@ -58,6 +61,11 @@ def unsupported_reason(config: GenerationConfig) -> str | None:
 _Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, StaticCache], tuple[torch.Tensor, torch.Tensor]]
 """One decoding step: (token, position, mask, cache) -> (next token, its log-probability), per row."""
 
+_Prefill = Callable[
+    [Mapping[str, torch.Tensor], torch.Tensor, torch.Tensor, StaticCache], tuple[torch.Tensor, torch.Tensor]
+]
+"""The prompt into the cache: (inputs, mask, positions, cache) -> (first token, its log-probability), per row."""
+
 
 @dataclass(frozen=True)
 class DecodedRows:
@@ -77,6 +85,7 @@ class GreedyLoop:
         suppress_ids: list[int],
         *,
         compile: bool = False,
+        compile_prefill: bool = False,
         max_cache_tokens: int = 1024,
         check_every: int = 8,
     ) -> None:
@@ -91,12 +100,21 @@ class GreedyLoop:
         self._max_cache_tokens = max_cache_tokens
         self._check_every = check_every
         self._caches: dict[int, StaticCache] = {}
-        """With `compile`: one cache per batch size, reused (reset) so the compiled step finds the same tensors."""
+        """With either compilation: one cache per batch size, reused (reset) so compiled code finds the same
+        tensors."""
         self._compiled_step = (
             torch.compile(self._decode_step, mode="reduce-overhead", fullgraph=False, dynamic=False)
             if compile
             else None
         )
+        self._compiled_prefill = (
+            torch.compile(self._merged_prefill, fullgraph=False, dynamic=True) if compile_prefill else None
+        )
+
+    @property
+    def compiles_prefill(self) -> bool:
+        """Whether the encoder runs inside compiled code (where hooks on it, as the stage timer's, cannot run)."""
+        return self._compiled_prefill is not None
 
     @torch.inference_mode()
     def decode(
@@ -108,21 +126,13 @@ class GreedyLoop:
         prompt_mask = inputs["attention_mask"]
         rows, prompt_length = prompt_mask.shape
         steps = max(budgets)
-        cache, cache_length, next_step = self._cache(rows, prompt_length + steps)
+        cache, cache_length, prefill, next_step = self._cache(rows, prompt_length + steps, inputs)
         # One mask for every step: the prompt's (left padding masked out), then ones; causality hides what is
         # not yet written. Positions count from each row's first real token, as `generate`'s do.
         mask = torch.ones(rows, cache_length, dtype=prompt_mask.dtype, device=self._device)
         mask[:, :prompt_length] = prompt_mask
         positions = (prompt_mask.long().cumsum(-1) - 1).masked_fill(prompt_mask == 0, 0)
-        logits = self._model(
-            **{key: value for key, value in inputs.items() if key != "attention_mask"},
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        ).logits
-        token, logprob = self._choose(logits[:, -1])
+        token, logprob = prefill(inputs, mask, positions, cache)
         prefill_done_at = clock()
         position = positions[:, -1:] + 1
         limits = torch.tensor(budgets, device=self._device)
@@ -138,19 +148,85 @@ class GreedyLoop:
             ended = ended | torch.isin(token, self._end_ids) | (limits <= step + 1)
         return DecodedRows(torch.stack(tokens, 1).cpu(), torch.stack(logprobs, 1).float().cpu(), prefill_done_at)
 
-    def _cache(self, rows: int, needed: int) -> tuple[StaticCache, int, _Step]:
-        """A cache for this batch, its length, and the step to decode on it: with `compile`, the cache kept for this
-        batch size, reset, and the compiled step; otherwise (or for a batch that needs more) a new cache and the
-        uncompiled step, so an odd batch never makes the step compile again."""
+    def _cache(
+        self, rows: int, needed: int, inputs: Mapping[str, torch.Tensor]
+    ) -> tuple[StaticCache, int, _Prefill, _Step]:
+        """A cache for this batch, its length, and the prefill and step to decode on it. With a compilation: the
+        cache kept for this batch size, reset, and the compiled prefill and step (each if asked for), the prefill
+        only when each row holds one segment's single encoder window (its placeholders then take its own audio
+        embeddings, which `_merged_prefill` relies on; a segment longer than the window has two feature rows).
+        Otherwise, or for a batch that needs more: a new cache, the model's own prefill and the uncompiled step,
+        so an odd batch never makes anything compile again."""
         config = self._model.config.text_config
-        if self._compiled_step is None or needed > self._max_cache_tokens:
-            return StaticCache(config=config, max_cache_len=needed), needed, self._decode_step
+        compiled = self._compiled_step is not None or self._compiled_prefill is not None
+        if not compiled or needed > self._max_cache_tokens:
+            return StaticCache(config=config, max_cache_len=needed), needed, self._model_prefill, self._decode_step
         cache = self._caches.get(rows)
         if cache is None:
             cache = self._caches[rows] = StaticCache(config=config, max_cache_len=self._max_cache_tokens)
+            # Allocated here, not by the first prefill: allocating inside compiled code would leave it to the graph.
+            head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+            cache.early_initialization(rows, config.num_key_value_heads, head_dim, self._model.dtype, self._device)
         else:
             cache.reset()
-        return cache, self._max_cache_tokens, self._replay_step
+        one_window_per_row = inputs["input_features"].shape[0] == rows
+        compiled_prefill = self._compiled_prefill is not None and one_window_per_row
+        return (
+            cache,
+            self._max_cache_tokens,
+            self._compiled_merged_prefill if compiled_prefill else self._model_prefill,
+            self._replay_step if self._compiled_step is not None else self._decode_step,
+        )
+
+    def _model_prefill(
+        self, inputs: Mapping[str, torch.Tensor], mask: torch.Tensor, positions: torch.Tensor, cache: StaticCache
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self._model(
+            **{key: value for key, value in inputs.items() if key != "attention_mask"},
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits
+        return self._choose(logits[:, -1])
+
+    def _compiled_merged_prefill(
+        self, inputs: Mapping[str, torch.Tensor], mask: torch.Tensor, positions: torch.Tensor, cache: StaticCache
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The compiled `_merged_prefill`, given tensors only (a mapping's type would be guarded on: the processor
+        gives a `BatchFeature`, prepared inputs a dict)."""
+        assert self._compiled_prefill is not None
+        return self._compiled_prefill(inputs["input_ids"], inputs["input_features"], mask, positions, cache)
+
+    def _merged_prefill(
+        self,
+        input_ids: torch.Tensor,
+        features: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: StaticCache,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's forward on the prompt, but placing the audio embeddings with a gather: row r's k-th audio
+        placeholder takes row r's k-th embedding. The model selects the valid embeddings with a boolean mask (a
+        data-dependent size, which splits a compiled graph) and scatters them in order; with one window per row,
+        each row holding exactly its window's valid count of placeholders (the processor's output), both place
+        the same embedding at every placeholder (tested against the model's forward)."""
+        glm, config = self._model.model, self._model.config
+        embeds = glm.get_input_embeddings()(input_ids)
+        audio = glm.audio_tower(features).last_hidden_state
+        audio = glm.multi_modal_projector(audio.reshape(features.shape[0], -1, config.audio_config.intermediate_size))
+        is_audio = input_ids == config.audio_token_id
+        index = (is_audio.long().cumsum(-1) - 1).clamp(min=0)
+        placed = audio.gather(1, index[..., None].expand(-1, -1, audio.shape[-1])).to(embeds.dtype)
+        hidden = glm.language_model(
+            inputs_embeds=torch.where(is_audio[..., None], placed, embeds),
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        ).last_hidden_state
+        return self._choose(self._model.lm_head(hidden[:, -1]))
 
     def _replay_step(
         self, token: torch.Tensor, position: torch.Tensor, mask: torch.Tensor, cache: StaticCache

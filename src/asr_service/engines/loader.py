@@ -78,12 +78,13 @@ def load_engine(settings: Settings) -> AsrEngine:
         encoder_window=settings.glm_encoder_window,
         features_on_device=settings.glm_features_on_device,
         compile=settings.glm_compile and device == "cuda",
+        compile_prefill=settings.glm_compile_prefill and device == "cuda",
         decoder=settings.glm_decoder,
         prepare_ahead=settings.glm_prepare_ahead,
     )
-    if options.compile:
+    if options.compile or options.compile_prefill:
         keep_compiled_kernels_in(settings.cache_dir / "compiled")
     engine = GlmAsrEngine(location, device, resolve_dtype(settings.dtype, device), budget, options)
     largest = settings.max_batch_size or engine.profile.max_batch_size
-    engine.warm_up(range(1, largest + 1) if options.compile else [1])
+    engine.warm_up(range(1, largest + 1) if options.compile or options.compile_prefill else [1])
     return engine
