@@ -217,7 +217,8 @@ class GreedyLoop:
         audio = glm.audio_tower(features).last_hidden_state
         audio = glm.multi_modal_projector(audio.reshape(features.shape[0], -1, config.audio_config.intermediate_size))
         is_audio = input_ids == config.audio_token_id
-        index = (is_audio.long().cumsum(-1) - 1).clamp(min=0)
+        # Clamped: an index past the window would be a device-side assert on CUDA, fatal to every later batch.
+        index = (is_audio.long().cumsum(-1) - 1).clamp(0, audio.shape[1] - 1)
         placed = audio.gather(1, index[..., None].expand(-1, -1, audio.shape[-1])).to(embeds.dtype)
         hidden = glm.language_model(
             inputs_embeds=torch.where(is_audio[..., None], placed, embeds),
