@@ -101,6 +101,12 @@ class GlmAsrOptions:
     so a batch only stacks them; applies with the full window and features on the CPU (otherwise a segment's
     features depend on its batch, or belong on the device)."""
 
+    @property
+    def compiles(self) -> bool:
+        """Whether anything is compiled: then calls run in one thread, the kernel cache is kept and start-up warms
+        up every batch size. The prefill is compiled only by the loop."""
+        return self.compile or (self.compile_prefill and self.decoder == "loop")
+
 
 @dataclass(frozen=True)
 class _PreparedInputs:
@@ -176,7 +182,7 @@ class GlmAsrEngine:
         self.options = options
         self._graph_thread = (
             ThreadPoolExecutor(1, "glm-asr-graphs", initializer=allow_graphs, initargs=(MAX_BATCH_SIZE,))
-            if options.compile or options.compile_prefill
+            if options.compiles
             else None
         )
         """Compiled CUDA graphs keep their state in the thread that recorded them, and the batching worker calls

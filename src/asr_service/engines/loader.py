@@ -82,9 +82,9 @@ def load_engine(settings: Settings) -> AsrEngine:
         decoder=settings.glm_decoder,
         prepare_ahead=settings.glm_prepare_ahead,
     )
-    if options.compile or options.compile_prefill:
+    if options.compiles:
         keep_compiled_kernels_in(settings.cache_dir / "compiled")
     engine = GlmAsrEngine(location, device, resolve_dtype(settings.dtype, device), budget, options)
     largest = settings.max_batch_size or engine.profile.max_batch_size
-    engine.warm_up(range(1, largest + 1) if options.compile or options.compile_prefill else [1])
+    engine.warm_up(range(1, largest + 1) if options.compiles else [1])
     return engine
