@@ -8,11 +8,11 @@ own VAD. `same` is the share of segments whose text equals the first variant's (
 
 Prints, per engine variant: real-time factor (audio seconds per wall second) for batches of 8 in arrival order and in
 length order, the latency of a lone 5-second segment, seconds per stage (features, encoder, prefill, decode) per batch
-(with the prefill compiled, the encoder's time is in the prefill's), peak GPU memory; then, through the HTTP service,
-real-time factor at each concurrency, the median latency of a lone 5-second request and the histogram of batch sizes the
-worker formed at each concurrency (its warm-up request included). `--start-up VARIANT` times `asr-service serve` from
-launch to ready, on a first start (an empty `ASR_CACHE_DIR`) and on a restart (the same folder: compiled kernels loaded,
-not compiled). `--json FILE` keeps every figure.
+(with the prefill compiled, the encoder's time is in the prefill's), peak GPU memory, the attention kernels one batch
+called; then, through the HTTP service, real-time factor at each concurrency, the median latency of a lone 5-second
+request and the histogram of batch sizes the worker formed at each concurrency (its warm-up request included).
+`--start-up VARIANT` times `asr-service serve` from launch to ready, on a first start (an empty `ASR_CACHE_DIR`) and on
+a restart (the same folder: compiled kernels loaded, not compiled). `--json FILE` keeps every figure.
 """
 
 import argparse
@@ -109,9 +109,19 @@ class EngineFigures:
     stage_ms_per_batch: dict[str, float]
     peak_allocated_gib: float
     peak_reserved_gib: float
+    attention_kernels: dict[str, int]
+    """aten's attention operators called over one batch of the variant, by name: `flash`, `efficient`, `cudnn` or
+    `math` say which kernel PyTorch's fused attention chose. Calls replayed in a CUDA graph are not counted."""
     texts: list[str] = field(default_factory=list, repr=False)
     same: float | None = None
     """Share of segments whose text equals the first variant's."""
+
+
+def attention_kernels(engine: AsrEngine, batch: list[Chunk]) -> dict[str, int]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        engine.transcribe_batch(batch)
+    prefix = "aten::_scaled_dot_product_"
+    return {event.key.removeprefix(prefix): event.count for event in profile.key_averages() if prefix in event.key}
 
 
 def _sync(device: str) -> None:
@@ -167,6 +177,7 @@ def measure_engine(
             engine.transcribe_batch(segments[i : i + batch_size])
             batches += 1
         engine.stage_seconds = None
+    kernels = attention_kernels(engine, segments[:batch_size])
     figures = EngineFigures(
         load_seconds=loaded - started,
         warm_up_seconds=warm - loaded,
@@ -177,6 +188,7 @@ def measure_engine(
         stage_ms_per_batch={stage: seconds / max(batches, 1) * 1000 for stage, seconds in stages.items()},
         peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else 0.0,
         peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30 if device == "cuda" else 0.0,
+        attention_kernels=kernels,
         texts=texts,
     )
     del engine
@@ -406,6 +418,8 @@ def print_table(report: dict[str, object]) -> None:
         values += [stages.get(stage, 0.0) for stage in ("features", "encoder", "prefill", "decode")]
         values += [f["peak_reserved_gib"], f["warm_up_seconds"], f["same"]]
         print(f"{name:30}" + "".join(f"{value:8.2f}" for value in values))
+    for name, f in engine.items():
+        print(f"attention kernels, {name}: {json.dumps(f['attention_kernels'])}")
     for name, figures in (report.get("http") or {}).items():
         print(f"HTTP {name}: {json.dumps(figures)}")
 

@@ -38,6 +38,8 @@ def test_gpu_benchmark_runs_on_cpu_and_reports_every_figure(tiny_glmasr_dir: Pat
         assert figures["rtfx_arrival"] > 0 and figures["lone_5s_ms"] > 0
         assert set(figures["stage_ms_per_batch"]) == {"features", "encoder", "prefill", "decode"}
     assert report["engine"]["now"]["same"] == 1.0
+    # PyTorch's fused attention, both towers (2 encoder layers + 2 language-model layers per prefill and step)
+    assert report["engine"]["now"]["attention_kernels"]["flash_attention_for_cpu"] >= 4
     assert report["engine"]["now"]["prepare_ms_per_segment"] > 0  # inputs prepared before the batches, timed apart
     assert report["engine"]["trim"]["prepare_ms_per_segment"] == 0  # a trimmed window depends on the batch
     assert report["engine"]["loop"]["same"] == 1.0  # our greedy loop decodes what generate decodes

@@ -131,12 +131,31 @@ def test_compiled_prefill_decodes_what_the_models_own_prefill_decodes(
     assert len({text for batch in expected for text, _ in batch}) > 5
 
 
-def with_generation_config(model_dir: Path, target: Path, **settings: object) -> Path:
-    """A copy of the checkpoint whose generation config also holds `settings`."""
+def with_config(model_dir: Path, target: Path, file_name: str, **settings: object) -> Path:
+    """A copy of the checkpoint whose config file `file_name` also holds `settings`."""
     shutil.copytree(model_dir, target)
-    config_file = target / "generation_config.json"
+    config_file = target / file_name
     config_file.write_text(json.dumps(json.loads(config_file.read_text()) | settings))
     return target
+
+
+def with_generation_config(model_dir: Path, target: Path, **settings: object) -> Path:
+    return with_config(model_dir, target, "generation_config.json", **settings)
+
+
+def test_attention_runs_through_sdpa_whatever_the_checkpoint_asks(
+    tiny_glmasr_dir: Path, speech: list[Chunk], tmp_path: Path
+) -> None:
+    """A local copy whose config asks for eager attention (transformers honours it when nothing else is asked):
+    both towers still run PyTorch's fused attention, and decode what the untouched checkpoint decodes."""
+    eager = with_config(tiny_glmasr_dir, tmp_path / "eager", "config.json", attn_implementation="eager")
+    as_saved = GlmAsrForConditionalGeneration.from_pretrained(eager)
+    assert as_saved.config.text_config._attn_implementation == "eager"  # what a plain load would run
+    budget = TokenBudget(8, 8)
+    engine = GlmAsrEngine(eager, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
+    assert engine.attention == {"audio encoder": "sdpa", "language model": "sdpa"}
+    untouched = GlmAsrEngine(tiny_glmasr_dir, "cpu", torch.float32, budget, GlmAsrOptions(decoder="loop"))
+    assert engine.transcribe_batch(speech[:4]) == untouched.transcribe_batch(speech[:4])
 
 
 def test_the_loop_suppresses_the_tokens_the_generation_config_bars(

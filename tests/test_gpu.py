@@ -17,6 +17,8 @@ from asr_service.engines.loader import load_engine
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from bench_gpu import attention_kernels  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,15 @@ def test_full_size_model_batches_on_gpu_within_6_gib(
     batched = engine.transcribe_batch(speech[:8])
     assert len(batched) == 8 and all(0 <= r.confidence <= 1 for r in batched)
     assert torch.cuda.max_memory_reserved() < 6 * 1024**3
+
+
+def test_attention_runs_fused_kernels_in_float16(full_size_dir: Path, speech: list[Chunk]) -> None:
+    """The audio encoder attends without a mask, so PyTorch's fused attention runs FlashAttention's kernel in each of
+    its 32 layers; no call falls back to the unfused arithmetic."""
+    engine = GlmAsrEngine(full_size_dir, "cuda", torch.float16, TokenBudget(5, 4), GlmAsrOptions(decoder="loop"))
+    assert engine.attention == {"audio encoder": "sdpa", "language model": "sdpa"}
+    kernels = attention_kernels(engine, speech[:8])
+    assert kernels.get("flash_attention", 0) >= 32 and "attention_math" not in kernels, kernels
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,13 @@ from asr_service.engines.log_mel import SegmentLogMel
 
 logger = logging.getLogger(__name__)
 
+ATTENTION = "sdpa"
+"""PyTorch's scaled-dot-product attention, in both towers. On a GPU it picks a fused kernel per call: the audio
+encoder attends without a mask, so FlashAttention's; the language model's padded prompts and its cache carry a mask,
+so one that takes a mask (memory-efficient or cuDNN attention). transformers' `flash_attention_2` needs the
+flash-attn package, published as source only: it builds against the exact torch and CUDA at install time (or fetches
+a wheel from GitHub), which an offline server cannot count on."""
+
 TRANSCRIBE_INSTRUCTION = "Please transcribe this audio into text"
 """The instruction GLM-ASR was trained with; the model's own chat template wraps it around the audio."""
 
@@ -192,7 +199,11 @@ class GlmAsrEngine:
         """Set to a dict to have each call add its seconds per stage (features, encoder, prefill, decode) to it;
         the stages are then timed with device synchronisation, so only benchmarks do it."""
         self._processor = AutoProcessor.from_pretrained(model_id)
-        self._model = GlmAsrForConditionalGeneration.from_pretrained(model_id, dtype=dtype).to(self._device).eval()
+        self._model = (
+            GlmAsrForConditionalGeneration.from_pretrained(model_id, dtype=dtype, attn_implementation=ATTENTION)
+            .to(self._device)
+            .eval()
+        )
         features_device = self._device if options.features_on_device else torch.device("cpu")
         self._processor.feature_extractor = SegmentLogMel(self._processor.feature_extractor, features_device)
         self._prepares_ahead = (
@@ -205,7 +216,23 @@ class GlmAsrEngine:
         self._loop = self._greedy_loop() if options.decoder == "loop" else None
         if options.compile_prefill and self._loop is None:
             logger.warning("GLM-ASR's prefill is compiled only by the greedy loop; generate runs it uncompiled")
-        logger.info("GLM-ASR loaded: %s on %s (%s)", self.model_name, self._device, dtype)
+        logger.info(
+            "GLM-ASR loaded: %s on %s (%s, attention: %s)",
+            self.model_name,
+            self._device,
+            dtype,
+            ", ".join(f"{tower} {kernel}" for tower, kernel in self.attention.items()),
+        )
+
+    @property
+    def attention(self) -> dict[str, str]:
+        """The attention implementation each tower runs, as loaded: a checkpoint's config or a transformers
+        release may differ from what was asked for, and eager attention would cost the GPU several times more."""
+        config = self._model.config
+        return {
+            "audio encoder": config.audio_config._attn_implementation,
+            "language model": config.text_config._attn_implementation,
+        }
 
     def _greedy_loop(self) -> GreedyLoop | None:
         config = self._model.generation_config
