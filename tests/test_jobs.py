@@ -237,6 +237,8 @@ def test_jobs_survive_sigkill_and_finish_exactly_once(tiny_glmasr_dir: Path, mod
             while (job := httpx.get(f"{url}/jobs/{job_id}").json())["status"] not in ("succeeded", "failed"):
                 assert time.monotonic() - killed_at < 120, job
                 time.sleep(0.1)
+            # whoever sees `succeeded` finds the transcript saved, named after the job
+            assert job["result"]["id"] == job_id and list((tmp_path / "out").rglob(f"call*_{job_id}.json"))
             jobs[job_id] = job
         attempts = [job["attempts"] for job in jobs.values()]
         print(f"all 6 jobs done {time.monotonic() - killed_at:.1f} s after the SIGKILL; attempts {attempts}")

@@ -88,10 +88,11 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
         else None
     )
 
+    async def save_transcript(job: JobRecord, result: TranscriptionResponse) -> None:
+        if output_folder is not None:  # in the folder of the day it was submitted: a re-run writes the same file
+            await asyncio.to_thread(output_folder.save, result, job.filename, job.created_at.astimezone())
+
     async def job_ended(job: JobRecord) -> None:
-        if output_folder is not None and job.result is not None:
-            result = TranscriptionResponse.model_validate(job.result)
-            await asyncio.to_thread(output_folder.save, result, job.filename)
         if callbacks is not None and job.callback_url:
             callbacks.send(job.id, job.callback_url, job_view(job, with_result=True).model_dump_json().encode())
 
@@ -104,6 +105,7 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
         poll_seconds=settings.job_poll_seconds,
         keep_audio=settings.keep_audio,
         on_end=job_ended,
+        on_result=save_transcript,
     )
     return Jobs(store, files, runner, callbacks, CorrectionBook(store.engine))
 

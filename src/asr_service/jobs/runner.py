@@ -25,7 +25,12 @@ from asr_service.transcription import Transcriber
 logger = logging.getLogger(__name__)
 
 EndHook = Callable[[JobRecord], Coroutine[Any, Any, None]]
-"""Told of every job that ended here (succeeded or failed), with its final record: saves output, sends callbacks."""
+"""Told of every job that ended here (succeeded or failed), with its final record: sends callbacks."""
+
+ResultHook = Callable[[JobRecord, TranscriptionResponse], Coroutine[Any, Any, None]]
+"""Told of a job's result before the job is recorded as succeeded: saves the transcript. Whoever sees `succeeded`
+finds it saved, and a crash in between runs the job again, which writes the same file again (the result carries the
+job's id), so a succeeded job's transcript is saved once and never lost."""
 
 
 class JobRunner:
@@ -40,6 +45,7 @@ class JobRunner:
         poll_seconds: float,
         keep_audio: bool,
         on_end: EndHook | None = None,
+        on_result: ResultHook | None = None,
     ) -> None:
         self.owner = uuid.uuid4().hex
         self._store = store
@@ -50,6 +56,7 @@ class JobRunner:
         self._poll = poll_seconds
         self._keep_audio = keep_audio
         self._on_end = on_end
+        self._on_result = on_result
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -132,7 +139,15 @@ class JobRunner:
             return
         if error is not None:
             raise error
-        result = work.result()
+        result = work.result().model_copy(update={"id": job.id})  # one id per call: the job's
+        if self._on_result is not None:
+            if await asyncio.to_thread(self._store.renew, job.id, self.owner, self._lease, 1.0) != "running":
+                logger.info("job %s: done, but cancelled or taken over meanwhile; its result is not kept", job.id)
+                return
+            try:
+                await self._on_result(job, result)
+            except Exception:  # the result stays in the store, for GET /jobs/{id}/result
+                logger.exception("job %s: saving its transcript failed", job.id)
         if await self._finish(job.id, "succeeded", result.model_dump(mode="json"), None, _keeps(job)):
             logger.info("job %s: succeeded (%.1f s audio)", job.id, result.duration)
 
