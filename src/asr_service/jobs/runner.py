@@ -141,8 +141,11 @@ class JobRunner:
             raise error
         result = work.result().model_copy(update={"id": job.id})  # one id per call: the job's
         if self._on_result is not None:
-            if await asyncio.to_thread(self._store.renew, job.id, self.owner, self._lease, 1.0) != "running":
-                logger.info("job %s: done, but cancelled or taken over meanwhile; its result is not kept", job.id)
+            status = await asyncio.to_thread(self._store.renew, job.id, self.owner, self._lease, 1.0)
+            if status != "running":
+                logger.info("job %s: done, but %s meanwhile; its result is not kept", job.id, status or "taken over")
+                if status == "cancelled":
+                    await self._discard_audio(job.id)
                 return
             try:
                 await self._on_result(job, result)
