@@ -89,8 +89,8 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
     )
 
     async def save_transcript(job: JobRecord, result: TranscriptionResponse) -> None:
-        if output_folder is not None:  # in the folder of the day it was submitted: a re-run writes the same file
-            await asyncio.to_thread(output_folder.save, result, job.filename, job.created_at.astimezone())
+        assert output_folder is not None  # in the folder of the day it was submitted: a re-run writes the same file
+        await asyncio.to_thread(output_folder.save, result, job.filename, job.created_at.astimezone())
 
     async def job_ended(job: JobRecord) -> None:
         if callbacks is not None and job.callback_url:
@@ -105,7 +105,7 @@ def open_jobs(settings: Settings, transcriber: Transcriber, output_folder: Outpu
         poll_seconds=settings.job_poll_seconds,
         keep_audio=settings.keep_audio,
         on_end=job_ended,
-        on_result=save_transcript,
+        on_result=save_transcript if output_folder is not None else None,  # else no lease check before finishing
     )
     return Jobs(store, files, runner, callbacks, CorrectionBook(store.engine))
 
